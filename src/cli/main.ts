@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerUp } from './up.ts';
 import { registerSim } from './sim.ts';
 import { registerBench } from './bench.ts';
+import { registerControl } from './control.ts';
 
 const program = new Command();
 program
@@ -16,5 +17,6 @@ program
 registerUp(program);
 registerSim(program);
 registerBench(program);
+registerControl(program);
 
 await program.parseAsync(process.argv);

@@ -58,6 +58,11 @@ export interface RoutingDecision {
   reason: string;
   /** Optional per-endpoint scores, by endpoint id, for logs and tests. */
   scores?: Record<string, number>;
+  /**
+   * Optional response headers the gateway adds for the client (lower-case names), e.g.
+   * `x-session-id` from `session-affinity`. Absent when the strategy has none.
+   */
+  headers?: Record<string, string>;
 }
 
 /** Removes endpoints that must not serve the request (not ready, wrong adapter, overloaded...). */
@@ -105,4 +110,18 @@ export interface RoutingStrategy {
   onRequestEnd?(outcome: RequestOutcome, ctx: RoutingContext): void;
   /** Called when an endpoint leaves the fleet, so per-endpoint state can be dropped. */
   onEndpointRemoved?(endpointId: string): void;
+  /**
+   * Optional: per-endpoint scores in [0, 1], higher better, one per entry of `endpoints` (same
+   * order). `endpoints` were already filtered (ready, serving the base model) by the caller.
+   * Only strategies that implement it may appear in a weighted combination
+   * (`least-request:2,least-kv-cache`, see `src/routing/registry.ts`). Must not mutate state.
+   */
+  score?(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): number[];
+  /**
+   * Optional: called by a weighted combination after it chose `endpoint` partly from this
+   * strategy's scores, so the strategy can record its state (session binding, prefix index) and
+   * contribute response headers (returned, lower-case names). A strategy used alone does this
+   * inside `route` and reports headers in `RoutingDecision.headers`.
+   */
+  onRouted?(req: RoutingRequest, endpoint: EndpointState, ctx: RoutingContext): Record<string, string> | undefined;
 }

@@ -1,0 +1,254 @@
+/**
+ * Routing profiles and strategy selection, after AIBrix model config profiles
+ * (aibrix-gateway.md section 5, `configprofiles.go`).
+ *
+ * Per model, the fleet file may declare:
+ *
+ * ```yaml
+ * routing:
+ *   lockedRoutingStrategy: least-request      # optional: beats everything, even the header
+ *   defaultProfile: chat                      # optional: profile used without `config-profile`
+ *   profiles:
+ *     chat:   { routingStrategy: least-request }
+ *     long:   { routingStrategy: "least-kv-cache:2,least-request", routingConfig: { promptTokensGte: 4096 } }
+ *     short:  { routingStrategy: session-affinity, routingConfig: { promptTokensLt: 4096 }, requestsPerSecond: 50 }
+ * ```
+ *
+ * Profile resolution (`resolveProfile`):
+ * - header `config-profile: <name>` -> that profile; an unknown name is an error
+ *   (`UnknownProfileError`, answered 400). AIBrix silently uses the default instead; we do not
+ *   fall back silently on bad input.
+ * - header `config-profile: auto` -> among profiles with hints (`routingConfig.promptTokensGte`,
+ *   `promptTokensLt`, `maxTokensGte`, `maxTokensLt`), those whose hints all match (prompt tokens =
+ *   the request's prompt length; max tokens = `max_tokens` or `max_completion_tokens`; a hint on a
+ *   missing feature fails); the most specific wins (more hints, then larger `promptTokensGte`,
+ *   smaller `promptTokensLt`, larger `maxTokensGte`, smaller `maxTokensLt`, then the alphabetically
+ *   first name); none -> the default profile.
+ * - no header -> `defaultProfile`, else a profile named `default`, else none.
+ *
+ * Strategy selection (`selectStrategySpec`): `lockedRoutingStrategy` > header `routing-strategy` >
+ * the resolved profile's `routingStrategy` > the model's default > the fleet default.
+ * `requestsPerSecond` (per-model RPS limit) comes from the resolved profile whatever the source of
+ * the strategy. Pure: no I/O, no clock.
+ */
+import { z } from 'zod';
+import { createStrategy } from './registry.ts';
+
+/** Request header selecting a profile by name, or `auto`. */
+export const CONFIG_PROFILE_HEADER = 'config-profile';
+/** Request header selecting a strategy spec. */
+export const ROUTING_STRATEGY_HEADER = 'routing-strategy';
+/** The `config-profile` value that chooses by prompt/max-token buckets. */
+export const AUTO_PROFILE = 'auto';
+
+const tokens = z.number().int().nonnegative();
+
+/** Bucket hints of a profile for `config-profile: auto` (tokens; Gte inclusive, Lt exclusive). */
+export const ProfileHintsSchema = z
+  .object({
+    promptTokensGte: tokens.optional(),
+    promptTokensLt: tokens.optional(),
+    maxTokensGte: tokens.optional(),
+    maxTokensLt: tokens.optional(),
+  })
+  .strict();
+
+/** One named routing profile. */
+export const RoutingProfileSchema = z
+  .object({
+    /** Strategy spec (name or weighted combination), validated by `createStrategy` at load time. */
+    routingStrategy: z.string().min(1).optional(),
+    /** Options passed to `createStrategy` with `routingStrategy`. */
+    strategyOptions: z.record(z.unknown()).optional(),
+    /** Hints for `auto` selection. */
+    routingConfig: ProfileHintsSchema.optional(),
+    /** Per-model requests/s limit while this profile is selected (> 0). */
+    requestsPerSecond: z.number().positive().optional(),
+  })
+  .strict();
+
+/** A model's routing profiles (the `routing` block of a model in the fleet file). */
+export const ModelRoutingProfilesSchema = z
+  .object({
+    lockedRoutingStrategy: z.string().min(1).optional(),
+    defaultProfile: z.string().min(1).optional(),
+    profiles: z.record(RoutingProfileSchema).default({}),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.defaultProfile !== undefined && !Object.hasOwn(v.profiles, v.defaultProfile)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['defaultProfile'], message: `profile '${v.defaultProfile}' is not declared in profiles` });
+    }
+    if (v.profiles[AUTO_PROFILE] !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['profiles', AUTO_PROFILE], message: `'${AUTO_PROFILE}' is reserved for automatic selection` });
+    }
+  });
+
+export type ProfileHints = z.infer<typeof ProfileHintsSchema>;
+export type RoutingProfile = z.infer<typeof RoutingProfileSchema>;
+export type ModelRoutingProfiles = z.infer<typeof ModelRoutingProfilesSchema>;
+
+/** Thrown when `config-profile` names a profile the model does not declare. */
+export class UnknownProfileError extends Error {
+  constructor(
+    readonly profile: string,
+    readonly known: string[],
+  ) {
+    super(`unknown routing profile '${profile}'; known profiles: ${known.length > 0 ? known.join(', ') : '(none)'}, or '${AUTO_PROFILE}'`);
+    this.name = 'UnknownProfileError';
+  }
+}
+
+/** Request features `auto` matches hints against. */
+export interface ProfileFeatures {
+  /** Prompt length, tokens. */
+  promptLength: number;
+  /** `max_tokens` (else `max_completion_tokens`), tokens; undefined when the request has neither. */
+  maxTokens?: number;
+}
+
+/** True when every hint of `h` holds for the features (a hint on a missing feature fails). */
+export function hintsMatch(h: ProfileHints, f: ProfileFeatures): boolean {
+  if (h.promptTokensGte !== undefined && !(f.promptLength >= h.promptTokensGte)) return false;
+  if (h.promptTokensLt !== undefined && !(f.promptLength < h.promptTokensLt)) return false;
+  if (h.maxTokensGte !== undefined && (f.maxTokens === undefined || !(f.maxTokens >= h.maxTokensGte))) return false;
+  if (h.maxTokensLt !== undefined && (f.maxTokens === undefined || !(f.maxTokens < h.maxTokensLt))) return false;
+  return true;
+}
+
+function hintCount(h: ProfileHints): number {
+  return (h.promptTokensGte !== undefined ? 1 : 0) + (h.promptTokensLt !== undefined ? 1 : 0) + (h.maxTokensGte !== undefined ? 1 : 0) + (h.maxTokensLt !== undefined ? 1 : 0);
+}
+
+/** Orders two matching profiles, most specific first (see the module docstring). */
+function moreSpecific(a: [string, ProfileHints], b: [string, ProfileHints]): number {
+  const [an, ah] = a;
+  const [bn, bh] = b;
+  return (
+    hintCount(bh) - hintCount(ah) ||
+    (bh.promptTokensGte ?? -1) - (ah.promptTokensGte ?? -1) ||
+    (ah.promptTokensLt ?? Infinity) - (bh.promptTokensLt ?? Infinity) ||
+    (bh.maxTokensGte ?? -1) - (ah.maxTokensGte ?? -1) ||
+    (ah.maxTokensLt ?? Infinity) - (bh.maxTokensLt ?? Infinity) ||
+    (an < bn ? -1 : an > bn ? 1 : 0)
+  );
+}
+
+function defaultProfileName(p: ModelRoutingProfiles): string | undefined {
+  if (p.defaultProfile !== undefined) return p.defaultProfile;
+  return Object.hasOwn(p.profiles, 'default') ? 'default' : undefined;
+}
+
+/**
+ * Resolves the profile of a request.
+ * @param profileHeader the `config-profile` header value (trimmed), if any.
+ * @returns the profile name and definition, or undefined when none applies.
+ * @throws UnknownProfileError when the header names an undeclared profile.
+ */
+export function resolveProfile(
+  profiles: ModelRoutingProfiles | undefined,
+  profileHeader: string | undefined,
+  features: ProfileFeatures,
+): { name: string; profile: RoutingProfile } | undefined {
+  const p = profiles ?? { profiles: {} };
+  const header = profileHeader?.trim();
+  let name: string | undefined;
+  if (header === undefined || header === '') {
+    name = defaultProfileName(p);
+  } else if (header === AUTO_PROFILE) {
+    const matching: [string, ProfileHints][] = [];
+    for (const [n, prof] of Object.entries(p.profiles)) {
+      const h = prof.routingConfig;
+      if (h !== undefined && hintCount(h) > 0 && hintsMatch(h, features)) matching.push([n, h]);
+    }
+    matching.sort(moreSpecific);
+    name = matching[0]?.[0] ?? defaultProfileName(p);
+  } else {
+    if (!Object.hasOwn(p.profiles, header)) throw new UnknownProfileError(header, Object.keys(p.profiles).sort());
+    name = header;
+  }
+  if (name === undefined) return undefined;
+  const profile = p.profiles[name];
+  return profile === undefined ? undefined : { name, profile };
+}
+
+/** Input of `selectStrategySpec`. */
+export interface StrategySelectionInput {
+  /** `routing-strategy` header value, if present (an empty value is returned as is and rejected by `createStrategy`). */
+  header?: string;
+  /** `config-profile` header value, if present. */
+  profileHeader?: string;
+  /** The model's default strategy spec (fleet file), if any. */
+  modelDefault?: string;
+  /** The fleet's default strategy spec. */
+  fleetDefault: string;
+  /** Prompt length, tokens (for `auto`). */
+  promptLength: number;
+  /** `max_tokens` / `max_completion_tokens`, tokens (for `auto`). */
+  maxTokens?: number;
+  /** The model's routing profiles. */
+  profiles?: ModelRoutingProfiles;
+}
+
+/** Where the selected strategy came from. */
+export type StrategySource = 'locked' | 'header' | 'profile' | 'model' | 'fleet';
+
+/** Result of `selectStrategySpec`. */
+export interface StrategySelection {
+  /** The strategy spec to pass to `createStrategy`. */
+  spec: string;
+  source: StrategySource;
+  /** Options for `createStrategy` (from the profile, when the profile's strategy is used). */
+  options?: Record<string, unknown>;
+  /** Name of the resolved profile (echo it in a response header), if any. */
+  profile?: string;
+  /** Per-model RPS limit of the resolved profile, if any. */
+  requestsPerSecond?: number;
+}
+
+/**
+ * Chooses the strategy spec of a request: locked > `routing-strategy` header > profile > model
+ * default > fleet default (see the module docstring).
+ * @throws UnknownProfileError when `profileHeader` names an undeclared profile.
+ */
+export function selectStrategySpec(input: StrategySelectionInput): StrategySelection {
+  const resolved = resolveProfile(input.profiles, input.profileHeader, { promptLength: input.promptLength, maxTokens: input.maxTokens });
+  const extra = {
+    ...(resolved ? { profile: resolved.name } : {}),
+    ...(resolved?.profile.requestsPerSecond !== undefined ? { requestsPerSecond: resolved.profile.requestsPerSecond } : {}),
+  };
+  const locked = input.profiles?.lockedRoutingStrategy;
+  if (locked !== undefined) return { spec: locked, source: 'locked', ...extra };
+  if (input.header !== undefined) return { spec: input.header.trim(), source: 'header', ...extra };
+  if (resolved?.profile.routingStrategy !== undefined) {
+    return {
+      spec: resolved.profile.routingStrategy,
+      source: 'profile',
+      ...(resolved.profile.strategyOptions ? { options: resolved.profile.strategyOptions } : {}),
+      ...extra,
+    };
+  }
+  if (input.modelDefault !== undefined) return { spec: input.modelDefault, source: 'model', ...extra };
+  return { spec: input.fleetDefault, source: 'fleet', ...extra };
+}
+
+/**
+ * Checks that every strategy spec in `p` builds (names known, weights valid, options valid), so a
+ * bad fleet file is rejected at load time rather than per request.
+ * @throws Error whose message starts with the field path, e.g.
+ *   `profiles.long.routingStrategy: unknown routing strategy 'x'; known strategies: ...`.
+ */
+export function validateModelRoutingProfiles(p: ModelRoutingProfiles): void {
+  const check = (path: string, spec: string, options?: Record<string, unknown>) => {
+    try {
+      createStrategy(spec, options);
+    } catch (e) {
+      throw new Error(`${path}: ${(e as Error).message}`);
+    }
+  };
+  if (p.lockedRoutingStrategy !== undefined) check('lockedRoutingStrategy', p.lockedRoutingStrategy);
+  for (const [name, prof] of Object.entries(p.profiles)) {
+    if (prof.routingStrategy !== undefined) check(`profiles.${name}.routingStrategy`, prof.routingStrategy, prof.strategyOptions);
+    else if (prof.strategyOptions !== undefined) throw new Error(`profiles.${name}.strategyOptions: given without routingStrategy`);
+  }
+}

@@ -1,0 +1,312 @@
+/**
+ * `cache-cost` (our default cache-aware strategy) and `cache-cost-kv` (the same on the precise,
+ * KV-event-fed index): route each request to the endpoint with the smallest **predicted TTFT**.
+ *
+ * For each candidate endpoint e, with the prompt of P tokens:
+ *
+ *   c_e   = tokens of the longest prefix e holds (index match x block size, at most P - 1)
+ *   u_e   = P - c_e                                  uncached prefill this request would add
+ *   W_e   = pending prefill on e: uncached tokens of requests routed to e whose first token has
+ *           not arrived (gateway-tracked through the lifecycle hooks), plus, when the engine
+ *           reports more waiting requests than we routed, the surplus x mean uncached tokens
+ *   R_e   = decoding requests on e: max(our requests past their first token, engine `running`)
+ *   T_e   = W_e + u_e                                prefill tokens ahead of our first token (FCFS)
+ *   S_e   = max(1, ceil(T_e / chunkTokens))          engine steps to get through them (chunked prefill)
+ *   TTFT_e = T_e * prefillMsPerToken + S_e * (stepMs + R_e * decodeMsPerSeq) + kv_e
+ *   kv_e  = kvPressureMs * max(0, usage_e - kvHighWatermark) / (1 - kvHighWatermark)
+ *           (KV headroom: near a full KV cache new requests wait for blocks or preempt others)
+ *
+ * Lowest TTFT_e wins. Cache misses are spread: when no candidate holds at least
+ * `warmMinFraction` of the prompt, the request goes, among endpoints within `missSlackMs` of the
+ * best predicted TTFT, to the one that least recently received a cold request (llm-d's
+ * `no-hit-lru-scorer` idea, peers.md 2a), so new prefixes spread over the fleet instead of piling
+ * onto whichever endpoint happens to be idle. Warm requests stay on the prefix holder only while
+ * its queue costs less than a full prefill elsewhere (the behaviour llm-d calls
+ * "sticky-until-saturated"), which is what removes hot spots.
+ *
+ * Sources: the step-time shape `step = b0 + b1 * prefill_tokens + b2 * decode_seqs` and its default
+ * coefficients for Llama-3.1-8B on one H100 (b0 6.472 ms, b1 19.8 us/token, b2 0.3044 ms/seq) are
+ * the BLIS "blackbox" fit (reference sim-latency-model.md); the cost = prefill blocks (net of
+ * cached overlap) + decode load form is Dynamo's KV router (peers.md section 5); the uncached-prefill
+ * and KV-utilisation signals are llm-d's scorers (peers.md 2a/2b). `chunkTokens` defaults to vLLM
+ * V1's `max_num_batched_tokens` 8192 on large GPUs. The approximate index is bounded by
+ * `capacityTokens` per endpoint (default 400 000: about the KV pool of an 8B model with GQA on an
+ * 80 GB GPU at 0.9 memory utilisation, 128 KiB per token), mirroring the engine's LRU.
+ *
+ * The lifecycle hooks (`onFirstToken`, `onRequestEnd`) must be called by the host (the gateway and
+ * the DES do); requests older than `requestTimeoutMs` are forgotten so lost hooks cannot leak.
+ */
+import { z } from 'zod';
+import type { EndpointState } from '../../engines/state.ts';
+import type { KvEventBatch } from '../../engines/vllm/kv-events.ts';
+import { BASE_FILTERS, applyFilters, fmt, noEndpoint, normalize } from '../framework.ts';
+import { parseOptions } from '../options.ts';
+import { fresh } from '../signals.ts';
+import type { RequestOutcome, RoutingContext, RoutingDecision, RoutingRequest, RoutingStrategy } from '../types.ts';
+import { ApproxPrefixIndex, type PrefixMatch } from './approx-index.ts';
+import { argminRandomTie } from './common.ts';
+import { prefixBlockKeys } from './hash.ts';
+import { KvBlockIndex } from './kv-index.ts';
+import { type KvEventSink, mergeMatches, vllmBlockKeys } from './kv-aware.ts';
+
+const schema = z
+  .object({
+    /** Tokens per block of the prefix index (the engine's block size for `cache-cost-kv`). */
+    blockSize: z.number().int().positive().default(16),
+    /** Per-endpoint bound of the approximate index, tokens (blocks = capacityTokens / blockSize). */
+    capacityTokens: z.number().int().positive().default(400_000),
+    ttlMinutes: z.number().positive().default(20),
+    prefillMsPerToken: z.number().nonnegative().default(0.0198),
+    stepMs: z.number().nonnegative().default(6.472),
+    decodeMsPerSeq: z.number().nonnegative().default(0.3044),
+    chunkTokens: z.number().int().positive().default(8192),
+    kvHighWatermark: z.number().min(0).max(0.99).default(0.9),
+    kvPressureMs: z.number().nonnegative().default(1000),
+    /** A request is warm when some candidate holds at least this fraction of its prompt. */
+    warmMinFraction: z.number().min(0).max(1).default(0.1),
+    /** Cold requests: endpoints within this many ms of the best predicted TTFT share them (LRU). */
+    missSlackMs: z.number().nonnegative().default(25),
+    requestTimeoutMs: z.number().positive().default(600_000),
+    /** `cache-cost-kv` only: the engines' `PYTHONHASHSEED`. */
+    hashSeed: z.string().default('0'),
+    /** `cache-cost-kv` only: lifetime of routed-but-unreported blocks, ms. */
+    speculativeTtlMs: z.number().nonnegative().default(5_000),
+  })
+  .strict();
+
+export type CacheCostOptions = z.infer<typeof schema>;
+
+interface EpLoad {
+  pendingTokens: number;
+  pendingCount: number;
+  decoding: number;
+  lastColdMs: number;
+}
+
+interface Tracked {
+  ep: string;
+  uncached: number;
+  decoding: boolean;
+  atMs: number;
+}
+
+/** One candidate's prediction, for logs and tests. */
+export interface CostBreakdown {
+  cachedTokens: number;
+  uncachedTokens: number;
+  pendingPrefillTokens: number;
+  decoding: number;
+  kvPenaltyMs: number;
+  ttftMs: number;
+}
+
+export class CacheCostStrategy implements RoutingStrategy {
+  readonly name: string = 'cache-cost';
+  readonly opts: CacheCostOptions;
+  /** The approximate index (own routing history); `cache-cost-kv` adds a precise one. */
+  readonly index: ApproxPrefixIndex;
+  private readonly loads = new Map<string, EpLoad>();
+  private readonly tracked = new Map<string, Tracked>();
+  private uncachedSum = 0;
+  private uncachedN = 0;
+  private readonly keyBuf: number[] = [];
+
+  constructor(options?: Record<string, unknown>, strategyName = 'cache-cost') {
+    this.opts = parseOptions(strategyName, schema, options);
+    this.index = new ApproxPrefixIndex({
+      maxBlocksPerEndpoint: Math.max(1, Math.floor(this.opts.capacityTokens / this.opts.blockSize)),
+      ttlMs: this.opts.ttlMinutes * 60_000,
+    });
+  }
+
+  /** Block keys of the request and the longest held prefix per endpoint. */
+  protected match(req: RoutingRequest, nowMs: number): { keys: number[]; match: PrefixMatch } {
+    const keys = prefixBlockKeys(req.promptTokens(), this.opts.blockSize, 0, this.keyBuf);
+    return { keys, match: this.index.longestPrefix(keys, nowMs) };
+  }
+
+  /** Records the routed prompt's blocks as held by `endpointId`. */
+  protected record(keys: readonly number[], endpointId: string, nowMs: number): void {
+    if (keys.length > 0) this.index.record(keys, endpointId, nowMs);
+  }
+
+  private load(id: string): EpLoad {
+    let l = this.loads.get(id);
+    if (!l) {
+      l = { pendingTokens: 0, pendingCount: 0, decoding: 0, lastColdMs: -Infinity };
+      this.loads.set(id, l);
+    }
+    return l;
+  }
+
+  /** Predicted TTFT breakdown of `req` on each endpoint (`match` from `match()`). */
+  predict(req: RoutingRequest, endpoints: readonly EndpointState[], match: PrefixMatch): CostBreakdown[] {
+    const o = this.opts;
+    const P = Math.max(1, req.promptLength);
+    const meanUncached = this.uncachedN > 0 ? this.uncachedSum / this.uncachedN : P;
+    return endpoints.map((ep) => {
+      const l = this.loads.get(ep.id);
+      const cached = Math.min(P - 1, (match.get(ep.id) ?? 0) * o.blockSize);
+      const u = P - cached;
+      let pending = l?.pendingTokens ?? 0;
+      const waiting = fresh(ep, ep.waiting);
+      if (waiting !== undefined && waiting > (l?.pendingCount ?? 0)) pending += (waiting - (l?.pendingCount ?? 0)) * meanUncached;
+      const running = fresh(ep, ep.running);
+      const decoding = Math.max(l?.decoding ?? 0, running ?? 0);
+      const T = pending + u;
+      const steps = Math.max(1, Math.ceil(T / o.chunkTokens));
+      const usage = fresh(ep, ep.kvCacheUsage);
+      const kv = usage !== undefined && usage > o.kvHighWatermark ? (o.kvPressureMs * (usage - o.kvHighWatermark)) / (1 - o.kvHighWatermark) : 0;
+      const ttft = T * o.prefillMsPerToken + steps * (o.stepMs + decoding * o.decodeMsPerSeq) + kv;
+      return { cachedTokens: cached, uncachedTokens: u, pendingPrefillTokens: pending, decoding, kvPenaltyMs: kv, ttftMs: ttft };
+    });
+  }
+
+  route(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): RoutingDecision {
+    const { candidates, emptyReason } = applyFilters(BASE_FILTERS, req, endpoints, ctx);
+    if (candidates.length === 0) return noEndpoint(this.name, emptyReason!);
+    this.prune(ctx.nowMs);
+    const { keys, match } = this.match(req, ctx.nowMs);
+    const pred = this.predict(req, candidates, match);
+    const P = Math.max(1, req.promptLength);
+    let bestCached = 0;
+    for (const p of pred) if (p.cachedTokens > bestCached) bestCached = p.cachedTokens;
+    const warm = bestCached > 0 && bestCached >= this.opts.warmMinFraction * P;
+    const ttfts = pred.map((p) => p.ttftMs);
+    let i: number;
+    let why: string;
+    if (warm) {
+      i = argminRandomTie(candidates, ttfts, ctx);
+      why = `min predicted TTFT ${fmt(ttfts[i])} ms (cached ${pred[i]!.cachedTokens}/${P} tokens, pending prefill ${Math.round(pred[i]!.pendingPrefillTokens)}, decoding ${pred[i]!.decoding})`;
+    } else {
+      let min = Infinity;
+      for (const t of ttfts) if (t < min) min = t;
+      // among near-best endpoints, the least recently given a cold request (ties random).
+      const lastCold = candidates.map((c, k) => (ttfts[k]! <= min + this.opts.missSlackMs ? (this.loads.get(c.id)?.lastColdMs ?? -Infinity) : Infinity));
+      i = argminRandomTie(candidates, lastCold.map((v) => (v === -Infinity ? -1e300 : v)), ctx);
+      this.load(candidates[i]!.id).lastColdMs = ctx.nowMs;
+      why = `cold (best cached ${bestCached}/${P} tokens): least recently cold-routed within ${this.opts.missSlackMs} ms of min predicted TTFT (${fmt(ttfts[i])} ms)`;
+    }
+    const chosen = candidates[i]!;
+    this.start(req, chosen.id, pred[i]!.uncachedTokens, ctx.nowMs);
+    this.record(keys, chosen.id, ctx.nowMs);
+    const scores: Record<string, number> = {};
+    candidates.forEach((c, k) => (scores[c.id] = ttfts[k]!));
+    return { endpoint: chosen, strategy: this.name, reason: why, scores };
+  }
+
+  /** Multi-strategy form: predicted TTFT min-max normalized, lower better, in [0, 1]. */
+  score(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): number[] {
+    const { match } = this.match(req, ctx.nowMs);
+    return normalize(this.predict(req, endpoints, match).map((p) => p.ttftMs), true);
+  }
+
+  private start(req: RoutingRequest, ep: string, uncached: number, nowMs: number): void {
+    this.finish(req.id);
+    const l = this.load(ep);
+    l.pendingTokens += uncached;
+    l.pendingCount++;
+    this.tracked.set(req.id, { ep, uncached, decoding: false, atMs: nowMs });
+    this.uncachedSum += uncached;
+    this.uncachedN++;
+    if (this.uncachedN > 10_000) {
+      this.uncachedSum /= 2;
+      this.uncachedN /= 2;
+    }
+  }
+
+  private finish(reqId: string): void {
+    const t = this.tracked.get(reqId);
+    if (!t) return;
+    this.tracked.delete(reqId);
+    const l = this.loads.get(t.ep);
+    if (!l) return;
+    if (t.decoding) l.decoding = Math.max(0, l.decoding - 1);
+    else {
+      l.pendingTokens = Math.max(0, l.pendingTokens - t.uncached);
+      l.pendingCount = Math.max(0, l.pendingCount - 1);
+    }
+  }
+
+  private prune(nowMs: number): void {
+    for (const [id, t] of this.tracked) {
+      if (nowMs - t.atMs < this.opts.requestTimeoutMs) break; // insertion order = routing order
+      this.finish(id);
+    }
+  }
+
+  onFirstToken(req: RoutingRequest): void {
+    const t = this.tracked.get(req.id);
+    if (!t || t.decoding) return;
+    const l = this.load(t.ep);
+    l.pendingTokens = Math.max(0, l.pendingTokens - t.uncached);
+    l.pendingCount = Math.max(0, l.pendingCount - 1);
+    l.decoding++;
+    t.decoding = true;
+  }
+
+  onRequestEnd(outcome: RequestOutcome): void {
+    this.finish(outcome.req.id);
+  }
+
+  onEndpointRemoved(endpointId: string): void {
+    this.index.removeEndpoint(endpointId);
+    this.loads.delete(endpointId);
+    for (const [id, t] of this.tracked) if (t.ep === endpointId) this.tracked.delete(id);
+  }
+
+  /** Gateway-tracked load of an endpoint (for tests and logs). */
+  trackedLoad(endpointId: string): { pendingTokens: number; pendingCount: number; decoding: number } {
+    const l = this.loads.get(endpointId);
+    return { pendingTokens: l?.pendingTokens ?? 0, pendingCount: l?.pendingCount ?? 0, decoding: l?.decoding ?? 0 };
+  }
+}
+
+/**
+ * `cache-cost-kv`: `cache-cost` whose cached prefixes come from the engines' KV events (vLLM
+ * sha256_cbor block hashes, `KvBlockIndex`) plus short-lived speculative entries for routed
+ * requests not yet reported.
+ */
+export class CacheCostKvStrategy extends CacheCostStrategy implements KvEventSink {
+  override readonly name: string = 'cache-cost-kv';
+  readonly kvIndex = new KvBlockIndex();
+  private readonly speculative: ApproxPrefixIndex | null;
+
+  constructor(options?: Record<string, unknown>) {
+    super(options, 'cache-cost-kv');
+    this.speculative = this.opts.speculativeTtlMs > 0 ? new ApproxPrefixIndex({ maxBlocksPerEndpoint: 65_536, ttlMs: this.opts.speculativeTtlMs }) : null;
+  }
+
+  protected override match(req: RoutingRequest, nowMs: number): { keys: number[]; match: PrefixMatch } {
+    const keys = vllmBlockKeys(req.promptTokens(), this.opts.blockSize, this.opts.hashSeed, req.adapter);
+    let match = this.kvIndex.longestPrefix(keys);
+    if (this.speculative) match = mergeMatches(match, this.speculative.longestPrefix(keys, nowMs));
+    return { keys, match };
+  }
+
+  protected override record(keys: readonly number[], endpointId: string, nowMs: number): void {
+    if (this.speculative && keys.length > 0) this.speculative.record(keys, endpointId, nowMs);
+  }
+
+  applyKvEvents(endpointId: string, batch: KvEventBatch): void {
+    this.kvIndex.applyBatch(endpointId, batch);
+  }
+
+  onKvEventGap(endpointId: string): void {
+    this.kvIndex.clearEndpoint(endpointId);
+  }
+
+  override onEndpointRemoved(endpointId: string): void {
+    super.onEndpointRemoved(endpointId);
+    this.kvIndex.removeEndpoint(endpointId);
+    this.speculative?.removeEndpoint(endpointId);
+  }
+}
+
+/** Factories for the registry. @throws Error naming a bad option. */
+export function createCacheCost(options?: Record<string, unknown>): RoutingStrategy {
+  return new CacheCostStrategy(options);
+}
+export function createCacheCostKv(options?: Record<string, unknown>): RoutingStrategy {
+  return new CacheCostKvStrategy(options);
+}

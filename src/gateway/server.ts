@@ -1,0 +1,658 @@
+/**
+ * The gateway's HTTP pipeline: auth -> parse -> model -> strategy -> limits -> route -> proxy -> account.
+ *
+ * - `node:http` server; upstream through one undici `Pool` per endpoint (keep-alive).
+ * - Request bodies are read once (413 above `maxBodyBytes`), parsed once (`JSON.parse`); the original
+ *   bytes are forwarded unless the gateway must add `stream_options.include_usage` (streaming request
+ *   by a key with a TPM limit whose client did not ask for usage).
+ * - Responses stream through chunk by chunk with backpressure, byte for byte (the usage chunk the
+ *   gateway itself requested is the only thing ever removed).
+ * - Retries: a connection failure or a 5xx answer before any byte reached the client is retried on
+ *   another endpoint (at most `maxAttempts` attempts, each on an endpoint not tried yet). A refused
+ *   connection also marks the endpoint not ready until its health check passes again.
+ * - Client disconnect aborts the upstream request (AbortController -> undici).
+ * - Errors: OpenAI envelope with stable codes (`./errors.ts`); upstream errors pass through with
+ *   their status and body.
+ * - Response headers: `x-request-id`, `target-pod` (endpoint id), `x-routing-strategy`, plus the
+ *   strategy's own headers (`x-session-id` for session affinity), `x-config-profile` when a profile applied.
+ * - One pino JSON line per request (async destination, never blocks the event loop).
+ *
+ * Compare AIBrix (`../shared/reference/aibrix-gateway.md`): no retries there (§10.1), upstream 500
+ * bodies replaced (§1.4; we pass them through), single-candidate shortcut that skips the router
+ * (§1.3; we always route, so session headers and stateful strategies see every request).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import { Pool, errors as undiciErrors } from 'undici';
+import pino, { type Logger } from 'pino';
+import { ApiError } from '../openai/errors.ts';
+import type { EndpointState } from '../engines/state.ts';
+import type { FleetConfig, ModelConfig } from '../fleet/config.ts';
+import type { FleetRegistry } from '../fleet/registry.ts';
+import type { RoutingContext, RoutingRequest, RoutingStrategy } from '../routing/types.ts';
+import { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import * as E from './errors.ts';
+import { KeyStore, type ApiKeyInfo } from './keys.ts';
+import type { LimitsGate } from './limits.ts';
+import { parseInference, type InferenceKind, type ParsedInference } from './parse.ts';
+import { StrategySelector } from './select.ts';
+import { UsageStripper, UsageTap, usageFromJson, type TokenUsage } from './stream.ts';
+
+export type GatewaySettings = FleetConfig['gateway'];
+
+export interface GatewayOptions {
+  fleet: FleetRegistry;
+  settings: GatewaySettings;
+  apiKeys?: readonly ApiKeyInfo[];
+  limits?: LimitsGate;
+  /** Logger; default pino at `settings.logLevel` to stdout through an async destination. */
+  logger?: Logger;
+  /** Clock and randomness (tests may fix them). */
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Gateway-measured latency per endpoint (EWMA, ms). */
+export interface ObservedLatency {
+  ttftMs?: number;
+  itlMs?: number;
+  requests: number;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'content-length']);
+const KIND_BY_PATH: Record<string, InferenceKind> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/completions': 'completion',
+  '/v1/embeddings': 'embedding',
+};
+
+function sendError(res: ServerResponse, err: ApiError, requestId?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(err.toBody());
+  const h: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...err.headers };
+  if (requestId) h['x-request-id'] = requestId;
+  res.writeHead(err.status, h);
+  res.end(body);
+}
+
+function classify(e: unknown): 'timeout' | 'connect' | 'aborted' | 'other' {
+  if (e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError || e instanceof undiciErrors.ConnectTimeoutError) return 'timeout';
+  if (e instanceof undiciErrors.RequestAbortedError || (e as Error)?.name === 'AbortError') return 'aborted';
+  const code = (e as { code?: string })?.code;
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED')
+    return 'connect';
+  return 'other';
+}
+
+/** The gateway server. `start()` listens; `drain()` stops gracefully; `close()` stops now. */
+export class Gateway {
+  readonly fleet: FleetRegistry;
+  readonly settings: GatewaySettings;
+  readonly keys: KeyStore;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  readonly observed = new Map<string, ObservedLatency>();
+  private readonly selector: StrategySelector;
+  private readonly limits?: LimitsGate;
+  private readonly pools = new Map<string, Pool>();
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly active = new Set<AbortController>();
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private draining = false;
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(opts: GatewayOptions) {
+    this.fleet = opts.fleet;
+    this.settings = opts.settings;
+    this.keys = new KeyStore(opts.apiKeys);
+    this.limits = opts.limits;
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.metrics = new GatewayMetrics(this.fleet, { defaultMetrics: true });
+    this.log = opts.logger ?? pino({ level: this.settings.logLevel, base: { component: 'gateway' } }, pino.destination({ dest: 1, sync: false }));
+    this.selector = new StrategySelector(this.settings.routing);
+    this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.dispatch(req, res));
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    this.fleet.on('remove', (ep: EndpointState) => {
+      const p = this.pools.get(ep.id);
+      if (p) {
+        this.pools.delete(ep.id);
+        p.close().catch(() => undefined);
+      }
+      this.observed.delete(ep.id);
+      for (const s of this.selector.instances()) s.onEndpointRemoved?.(ep.id);
+    });
+  }
+
+  /** Listens; resolves with the bound port. */
+  async start(port = this.settings.port, host = this.settings.host): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** Requests being served now. */
+  get inflightRequests(): number {
+    return this.inflight;
+  }
+
+  /**
+   * Graceful stop: stop accepting connections, answer new requests on open connections with 503
+   * `draining`, wait for in-flight requests up to `graceMs`, then abort what is left and close.
+   * Resolves with the number of requests that had to be aborted.
+   */
+  async drain(graceMs = this.settings.drainGraceMs): Promise<number> {
+    this.draining = true;
+    this.server.close();
+    // Idle keep-alive connections are closed; busy ones close after their response.
+    this.server.closeIdleConnections();
+    if (this.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    const aborted = this.active.size;
+    for (const ac of this.active) ac.abort();
+    await this.close();
+    return aborted;
+  }
+
+  /** Immediate stop: closes the server, every client socket and the upstream pools. */
+  async close(): Promise<void> {
+    this.draining = true;
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+    await Promise.all([...this.pools.values()].map((p) => p.destroy().catch(() => undefined)));
+    this.pools.clear();
+    await this.limits?.close().catch(() => undefined);
+    this.log.flush?.();
+  }
+
+  private pool(ep: EndpointState): Pool {
+    let p = this.pools.get(ep.id);
+    if (!p) {
+      p = new Pool(ep.url, {
+        connections: 256,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        headersTimeout: this.settings.upstreamTimeoutMs,
+        bodyTimeout: this.settings.upstreamTimeoutMs,
+        connect: { timeout: Math.min(10_000, this.settings.upstreamTimeoutMs) },
+      });
+      this.pools.set(ep.id, p);
+    }
+    return p;
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse): void {
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const method = req.method ?? 'GET';
+    if (method === 'POST' && KIND_BY_PATH[path]) {
+      this.handleInference(req, res, KIND_BY_PATH[path]!, path).catch((e) => this.fail(res, e));
+      return;
+    }
+    if (path === '/health') {
+      if (method !== 'GET' && method !== 'HEAD') return sendError(res, E.methodNotAllowed(method, path));
+      const ready = !this.draining;
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: ready ? 'ok' : 'draining' }));
+      return;
+    }
+    if (path === '/metrics') {
+      this.metrics.text().then(
+        (t) => {
+          res.writeHead(200, { 'content-type': this.metrics.contentType });
+          res.end(t);
+        },
+        (e) => this.fail(res, e),
+      );
+      return;
+    }
+    if (path === '/v1/models') {
+      if (method !== 'GET') return sendError(res, E.methodNotAllowed(method, path));
+      return this.models(req, res);
+    }
+    if (path.startsWith('/admin/')) {
+      this.admin(req, res, method, path).catch((e) => this.fail(res, e));
+      return;
+    }
+    if (path.startsWith('/v1/') && method === 'POST') {
+      this.handleInference(req, res, 'other', path).catch((e) => this.fail(res, e));
+      return;
+    }
+    req.resume();
+    sendError(res, E.notFound(path));
+  }
+
+  private fail(res: ServerResponse, e: unknown): void {
+    if (e instanceof ApiError) return sendError(res, e);
+    this.log.error({ err: e }, 'internal error');
+    sendError(res, new ApiError(500, `internal gateway error: ${(e as Error)?.message ?? String(e)}`, 'api_error', 'internal_error'));
+  }
+
+  private models(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    try {
+      this.keys.authenticate(req.headers.authorization);
+    } catch (e) {
+      return sendError(res, e as ApiError);
+    }
+    const data: Record<string, unknown>[] = this.fleet.modelNames().map((id) => ({ id, object: 'model', created: 0, owned_by: 'inferplane', root: id, parent: null }));
+    for (const [adapter, base] of this.fleet.adapters()) if (!this.fleet.modelConfig(adapter)) data.push({ id: adapter, object: 'model', created: 0, owned_by: 'inferplane', root: adapter, parent: base });
+    const body = JSON.stringify({ object: 'list', data });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  /** Reads the whole body; 413 above the limit (by content-length up front, or while reading). */
+  private readBody(req: IncomingMessage): Promise<Buffer> {
+    const limit = this.settings.maxBodyBytes;
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > limit) {
+      req.resume();
+      return Promise.reject(E.bodyTooLarge(limit));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      let over = false;
+      req.on('data', (c: Buffer) => {
+        if (over) return;
+        n += c.length;
+        if (n > limit) {
+          over = true;
+          reject(E.bodyTooLarge(limit));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => !over && resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n)));
+      req.on('error', reject);
+    });
+  }
+
+  private async handleInference(req: IncomingMessage, res: ServerResponse, kind: InferenceKind, path: string): Promise<void> {
+    const t0 = this.now();
+    const hdr = req.headers;
+    const given = hdr['x-request-id'];
+    const requestId = typeof given === 'string' && given.length > 0 && given.length <= 128 ? given : randomUUID();
+    if (this.draining) {
+      req.resume();
+      return sendError(res, E.draining(), requestId);
+    }
+    this.inflight++;
+    let status = 0;
+    let modelName = '';
+    let endpointId = '';
+    let strategyName = '';
+    let reason = '';
+    let attempts = 0;
+    let usage: TokenUsage | undefined;
+    let ttftMs: number | undefined;
+    let keyName: string | undefined;
+    let errCode: string | number | null = null;
+    try {
+      const key = this.keys.authenticate(hdr.authorization);
+      keyName = key?.name;
+      const raw = await this.readBody(req);
+      const parsed = parseInference(kind, raw);
+      modelName = parsed.model;
+      const resolved = this.fleet.resolveModel(parsed.model);
+      if (!resolved) throw kind === 'other' ? E.notFound(path) : E.modelNotFound(parsed.model);
+      const model = this.fleet.modelConfig(resolved.model)!;
+      const sel = this.selector.select(model, hdr['routing-strategy'] as string | undefined, hdr['config-profile'] as string | undefined, parsed.promptLengthEstimate, parsed.maxTokens);
+      strategyName = sel.spec;
+      if (this.limits) await this.limits.admit(key, resolved.model, sel.requestsPerSecond, t0);
+      const sid = hdr['x-session-id'];
+      const uid = hdr['x-user-id'];
+      const rreq: RoutingRequest = {
+        id: requestId,
+        model: parsed.model,
+        baseModel: resolved.model,
+        adapter: resolved.adapter,
+        promptTokens: parsed.promptTokens,
+        promptLength: parsed.promptLengthEstimate,
+        maxTokens: parsed.maxTokens,
+        sessionId: typeof sid === 'string' && sid ? sid : undefined,
+        userId: typeof uid === 'string' && uid ? uid : key?.name,
+        headers: hdr as Readonly<Record<string, string>>,
+        arrivalMs: t0,
+      };
+      // Ask the engine for usage when a TPM limit needs it and the client did not ask.
+      let upstreamBody = raw;
+      let strip = false;
+      if (parsed.stream && key?.tpm && !parsed.includeUsage && kind !== 'other') {
+        const so = parsed.body.stream_options;
+        parsed.body.stream_options = { ...(so && typeof so === 'object' ? so : {}), include_usage: true };
+        upstreamBody = Buffer.from(JSON.stringify(parsed.body));
+        strip = true;
+      }
+      const out = await this.proxy(req, res, {
+        path,
+        requestId,
+        model,
+        sel: { strategy: sel.strategy, spec: sel.spec, profile: sel.profile },
+        rreq,
+        parsed,
+        body: upstreamBody,
+        strip,
+        t0,
+      });
+      status = out.status;
+      endpointId = out.endpoint;
+      reason = out.reason;
+      attempts = out.attempts;
+      usage = out.usage;
+      ttftMs = out.ttftMs;
+      if (usage && key?.tpm && this.limits) await this.limits.addTokens(key, usage.totalTokens, this.now()).catch((e) => this.log.warn({ err: e, requestId }, 'tpm accounting failed'));
+      if (usage) this.metrics.countTokens(resolved.model, usage.promptTokens, usage.completionTokens);
+    } catch (e) {
+      const err = e instanceof ApiError ? e : new ApiError(500, `internal gateway error: ${(e as Error)?.message ?? String(e)}`, 'api_error', 'internal_error');
+      if (!(e instanceof ApiError)) this.log.error({ err: e, requestId }, 'internal error');
+      if (err.status === 429) this.metrics.countLimitRejection(err.headers['x-ratelimit-limit-kind'] ?? 'unknown');
+      status = err.status;
+      errCode = err.code;
+      if (!res.headersSent && strategyName) res.setHeader('x-routing-strategy', strategyName);
+      sendError(res, err, requestId);
+      if (err.status === 413) req.resume();
+    } finally {
+      const e2eMs = this.now() - t0;
+      this.metrics.countRequest(modelName || '-', endpointId || '-', status);
+      if (endpointId) this.metrics.observeE2e(modelName, endpointId, e2eMs / 1000);
+      this.log.info(
+        {
+          requestId,
+          path,
+          model: modelName,
+          key: keyName,
+          status,
+          code: errCode ?? undefined,
+          endpoint: endpointId || undefined,
+          strategy: strategyName || undefined,
+          reason: reason || undefined,
+          attempts,
+          ttftMs,
+          e2eMs,
+          promptTokens: usage?.promptTokens,
+          completionTokens: usage?.completionTokens,
+        },
+        'request',
+      );
+      this.inflight--;
+      if (this.inflight === 0 && this.idleWaiters.length) {
+        const w = this.idleWaiters;
+        this.idleWaiters = [];
+        w.forEach((f) => f());
+      }
+    }
+  }
+
+  private async proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    p: {
+      path: string;
+      requestId: string;
+      model: ModelConfig;
+      sel: { strategy: RoutingStrategy; spec: string; profile?: string };
+      rreq: RoutingRequest;
+      parsed: ParsedInference;
+      body: Buffer;
+      strip: boolean;
+      t0: number;
+    },
+  ): Promise<{ status: number; endpoint: string; reason: string; attempts: number; usage?: TokenUsage; ttftMs?: number }> {
+    const ctx: RoutingContext = { nowMs: p.t0, random: this.random };
+    const strategy = p.sel.strategy;
+    const baseModel = p.rreq.baseModel;
+    const tried: string[] = [];
+    const ac = new AbortController();
+    this.active.add(ac);
+    let clientGone = false;
+    const onClose = () => {
+      if (!res.writableFinished) {
+        clientGone = true;
+        ac.abort();
+      }
+    };
+    res.on('close', onClose);
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': p.requestId };
+    if (p.model.upstreamApiKey) headers.authorization = `Bearer ${p.model.upstreamApiKey}`;
+    const accept = req.headers.accept;
+    if (accept) headers.accept = accept;
+    let lastErr: ApiError | undefined;
+    let lastReason = '';
+    try {
+      for (let attempt = 1; attempt <= this.settings.maxAttempts; attempt++) {
+        let candidates = this.fleet.readyEndpoints(baseModel);
+        if (tried.length) candidates = candidates.filter((e) => !tried.includes(e.id));
+        if (candidates.length === 0) {
+          if (lastErr) throw lastErr;
+          throw E.noReadyEndpoint(baseModel, this.fleet.endpointsOf(baseModel).length ? 'all endpoints are unhealthy' : 'the model has no endpoints');
+        }
+        ctx.nowMs = attempt === 1 ? p.t0 : this.now();
+        const decision = strategy.route(p.rreq, candidates, ctx);
+        const ep = decision.endpoint;
+        if (!ep) {
+          if (lastErr) throw lastErr;
+          throw E.noReadyEndpoint(baseModel, decision.reason);
+        }
+        lastReason = decision.reason;
+        tried.push(ep.id);
+        this.metrics.countDecision(baseModel, p.sel.spec, ep.id);
+        if (attempt > 1) this.metrics.countRetry(baseModel);
+        const tokens = p.rreq.promptLength + (p.rreq.maxTokens ?? 0);
+        ep.inflightRequests++;
+        ep.inflightTokens += tokens;
+        strategy.onRequestStart?.(p.rreq, ep, ctx);
+        const sendMs = this.now();
+        let ok = false;
+        let sawFirst = false;
+        let usage: TokenUsage | undefined;
+        try {
+          let up;
+          try {
+            up = await this.pool(ep).request({ path: p.path, method: 'POST', headers, body: p.body, signal: ac.signal });
+          } catch (e) {
+            if (clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
+            const kind = classify(e);
+            this.metrics.countUpstreamError(ep.id, kind);
+            if (kind === 'timeout') throw E.upstreamTimeout(ep.id, this.settings.upstreamTimeoutMs);
+            if (kind === 'connect') this.fleet.setReady(ep.id, false); // passive health check
+            lastErr = E.upstreamUnreachable(ep.id, (e as Error).message || (e as { code?: string }).code || 'error');
+            continue; // retry on another endpoint
+          }
+          if (up.statusCode >= 500 && attempt < this.settings.maxAttempts && this.fleet.readyEndpoints(baseModel).some((e) => !tried.includes(e.id))) {
+            // 5xx before any byte was sent: retry elsewhere.
+            this.metrics.countUpstreamError(ep.id, 'status_5xx');
+            await up.body.dump().catch(() => undefined);
+            lastErr = E.upstreamUnreachable(ep.id, `status ${up.statusCode}`);
+            continue;
+          }
+          // Commit to this response.
+          const outHeaders: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) outHeaders[k] = v;
+          if (!p.strip && up.headers['content-length'] !== undefined) outHeaders['content-length'] = up.headers['content-length'] as string;
+          outHeaders['x-request-id'] = p.requestId;
+          outHeaders['target-pod'] = ep.id;
+          outHeaders['x-routing-strategy'] = p.sel.spec;
+          if (p.sel.profile) outHeaders['x-config-profile'] = p.sel.profile;
+          if (decision.headers) for (const k in decision.headers) outHeaders[k] = decision.headers[k]!;
+          res.writeHead(up.statusCode, outHeaders);
+          const isSse = p.parsed.stream && up.statusCode < 300;
+          const tap = isSse && !p.strip ? new UsageTap() : undefined;
+          const stripper = isSse && p.strip ? new UsageStripper() : undefined;
+          const collect: Buffer[] | undefined = !isSse && up.statusCode < 300 ? [] : undefined;
+          let firstMs = 0;
+          let lastMs = 0;
+          let chunks = 0;
+          await new Promise<void>((resolve, reject) => {
+            const body = up.body;
+            body.on('data', (chunk: Buffer) => {
+              const t = this.now();
+              if (!sawFirst) {
+                sawFirst = true;
+                firstMs = t;
+                strategy.onFirstToken?.(p.rreq, ep, ctx);
+              }
+              lastMs = t;
+              chunks++;
+              let outChunk: Buffer = chunk;
+              if (stripper) outChunk = stripper.push(chunk);
+              else if (tap) tap.push(chunk);
+              else if (collect) collect.push(chunk);
+              if (outChunk.length && !res.write(outChunk)) {
+                body.pause();
+                res.once('drain', () => body.resume());
+              }
+            });
+            body.on('end', () => {
+              if (stripper) {
+                const rest = stripper.end();
+                if (rest.length) res.write(rest);
+              }
+              tap?.end();
+              res.end();
+              resolve();
+            });
+            body.on('error', reject);
+          });
+          usage = tap?.usage ?? stripper?.usage ?? (collect ? usageFromJson(Buffer.concat(collect)) : undefined);
+          const ttft = sawFirst ? firstMs - sendMs : undefined;
+          if (ttft !== undefined) {
+            this.metrics.observeTtft(baseModel, ep.id, ttft / 1000);
+            const obs = this.observed.get(ep.id) ?? { requests: 0 };
+            obs.requests++;
+            obs.ttftMs = obs.ttftMs === undefined ? ttft : obs.ttftMs * 0.8 + ttft * 0.2;
+            if (isSse && chunks > 1) {
+              const itl = (lastMs - firstMs) / (chunks - 1);
+              obs.itlMs = obs.itlMs === undefined ? itl : obs.itlMs * 0.8 + itl * 0.2;
+              this.metrics.observeItl(baseModel, ep.id, itl / 1000);
+            }
+            this.observed.set(ep.id, obs);
+          }
+          ok = up.statusCode < 400;
+          return { status: up.statusCode, endpoint: ep.id, reason: decision.reason, attempts: attempt, usage, ttftMs: ttft };
+        } catch (e) {
+          if (e instanceof ApiError) throw e;
+          // Failure after the response started (mid-stream): nothing can be retried.
+          const kind = clientGone ? 'aborted' : classify(e);
+          this.metrics.countUpstreamError(ep.id, kind);
+          if (res.headersSent) {
+            res.destroy();
+            return { status: clientGone ? 499 : 502, endpoint: ep.id, reason: `${decision.reason}; stream broken (${kind})`, attempts: attempt, usage };
+          }
+          if (clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
+          if (kind === 'timeout') throw E.upstreamTimeout(ep.id, this.settings.upstreamTimeoutMs);
+          throw E.upstreamUnreachable(ep.id, (e as Error).message);
+        } finally {
+          ep.inflightRequests--;
+          ep.inflightTokens -= tokens;
+          strategy.onRequestEnd?.(
+            { req: p.rreq, endpoint: ep, ok, promptTokens: usage?.promptTokens ?? p.rreq.promptLength, outputTokens: usage?.completionTokens ?? 0, cachedTokens: usage?.cachedTokens },
+            { nowMs: this.now(), random: this.random },
+          );
+        }
+      }
+      throw lastErr ?? E.noReadyEndpoint(baseModel, lastReason);
+    } finally {
+      res.off('close', onClose);
+      this.active.delete(ac);
+    }
+  }
+
+  private async admin(req: IncomingMessage, res: ServerResponse, method: string, path: string): Promise<void> {
+    const adminKey = this.settings.adminKey;
+    if (!adminKey) {
+      req.resume();
+      return sendError(res, E.notFound(path));
+    }
+    const auth = req.headers.authorization ?? '';
+    if (auth !== `Bearer ${adminKey}`) {
+      req.resume();
+      return sendError(res, E.badApiKey(!auth));
+    }
+    const json = (status: number, v: unknown) => {
+      const b = JSON.stringify(v);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b) });
+      res.end(b);
+    };
+    const readJson = async (): Promise<Record<string, unknown>> => {
+      const raw = await this.readBody(req);
+      try {
+        const v = JSON.parse(raw.toString('utf8') || '{}');
+        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+        return v as Record<string, unknown>;
+      } catch (e) {
+        throw E.invalidJson((e as Error).message);
+      }
+    };
+    if (path === '/admin/keys' && method === 'GET') {
+      req.resume();
+      return json(200, { data: this.keys.list() });
+    }
+    if (path === '/admin/keys' && method === 'POST') {
+      const b = await readJson();
+      if (typeof b.name !== 'string' || !b.name) throw E.badRequest('name must be a non-empty string', 'name');
+      if (b.key !== undefined && (typeof b.key !== 'string' || b.key.length < 8)) throw E.badRequest('key must be a string of at least 8 characters', 'key');
+      for (const f of ['rpm', 'tpm'] as const) if (b[f] !== undefined && (typeof b[f] !== 'number' || !Number.isInteger(b[f]) || (b[f] as number) <= 0)) throw E.badRequest(`${f} must be a positive integer`, f);
+      let info: ApiKeyInfo;
+      try {
+        info = this.keys.add({ name: b.name, key: b.key as string | undefined, rpm: b.rpm as number | undefined, tpm: b.tpm as number | undefined });
+      } catch (e) {
+        throw E.badRequest((e as Error).message, 'key');
+      }
+      return json(201, info);
+    }
+    if (path.startsWith('/admin/keys/') && method === 'DELETE') {
+      req.resume();
+      const name = decodeURIComponent(path.slice('/admin/keys/'.length));
+      if (!this.keys.remove(name)) throw new ApiError(404, `no key named ${name}`, 'invalid_request_error', 'key_not_found', 'name');
+      return json(200, { deleted: name });
+    }
+    if (path === '/admin/endpoints' && method === 'GET') {
+      req.resume();
+      return json(200, { data: this.fleet.list().map((e) => ({ ...e, observed: this.observed.get(e.id) })) });
+    }
+    const m = /^\/admin\/models\/([^/]+)\/scale$/.exec(path);
+    if (m && method === 'POST') {
+      const b = await readJson();
+      const model = decodeURIComponent(m[1]!);
+      if (!this.fleet.modelConfig(model)) throw E.modelNotFound(model);
+      if (typeof b.replicas !== 'number' || !Number.isInteger(b.replicas) || b.replicas < 0) throw E.badRequest('replicas must be a non-negative integer', 'replicas');
+      try {
+        await this.fleet.scaleModel(model, b.replicas);
+      } catch (e) {
+        throw E.badRequest((e as Error).message, 'model');
+      }
+      return json(200, { model, replicas: b.replicas });
+    }
+    req.resume();
+    throw E.notFound(path);
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The experiment file of `inferplane sim run` (JSON or YAML), validated with zod. Errors name the
+ * file and the field path (e.g. `exp.yaml: workload.stages.0.rate: Number must be greater than 0`).
+ *
+ * ```json
+ * { "engine": { "model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "H100", "maxNumSeqs": 128 },
+ *   "replicas": 2, "router": "least-request", "scrapeIntervalMs": 500,
+ *   "workload": { "type": "sharedPrefix", "stages": [{ "rate": 8, "durationS": 600 }],
+ *                 "arrival": "constant", "systemPromptTokens": 100, "questionTokens": 447,
+ *                 "outputTokens": 248, "prefixGroups": 9, "promptsPerGroup": 5 },
+ *   "seed": 1 }
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { engineConfigSchema } from '../core/config.ts';
+
+const positive = z.number().positive();
+const stage = z.object({ rate: positive, durationS: positive }).strict();
+
+/** A length distribution (tokens): a constant, or uniform / normal / exponential clipped to [min, max]. */
+export const lengthDistSchema = z.union([
+  z.number().int().min(1),
+  z.object({ type: z.literal('uniform'), min: z.number().int().min(1), max: z.number().int().min(1) }).strict(),
+  z.object({ type: z.literal('normal'), mean: positive, std: z.number().min(0), min: z.number().int().min(1).default(1), max: z.number().int().min(1).optional() }).strict(),
+  z.object({ type: z.literal('exponential'), mean: positive, min: z.number().int().min(1).default(1), max: z.number().int().min(1).optional() }).strict(),
+]);
+export type LengthDist = z.infer<typeof lengthDistSchema>;
+
+/** inference-perf `shared_prefix`: G groups share a system prompt; each group has P distinct questions; requests cycle through the G x P prompts. */
+export const sharedPrefixSchema = z
+  .object({
+    type: z.literal('sharedPrefix'),
+    stages: z.array(stage).min(1),
+    arrival: z.enum(['constant', 'poisson']).default('constant'),
+    systemPromptTokens: z.number().int().min(0),
+    questionTokens: z.number().int().min(1),
+    outputTokens: z.number().int().min(1),
+    prefixGroups: z.number().int().min(1),
+    promptsPerGroup: z.number().int().min(1),
+  })
+  .strict();
+
+/** Poisson (or constant) arrivals with random lengths, unique prompts. */
+export const poissonSchema = z
+  .object({
+    type: z.literal('poisson'),
+    stages: z.array(stage).min(1),
+    arrival: z.enum(['constant', 'poisson']).default('poisson'),
+    inputTokens: lengthDistSchema,
+    outputTokens: lengthDistSchema,
+  })
+  .strict();
+
+/** A replayed trace (`src/bench/traces.ts` loaders); `timeScale` multiplies inter-arrival times. */
+export const traceSchema = z
+  .object({
+    type: z.literal('trace'),
+    path: z.string().min(1),
+    format: z.enum(['azure', 'mooncake']),
+    timeScale: positive.default(1),
+    startS: z.number().min(0).default(0),
+    durationS: positive.optional(),
+    maxRequests: z.number().int().positive().optional(),
+    /** Clip output lengths to this many tokens (and prompts so prompt + output fit `maxModelLen`). */
+    maxOutputTokens: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const experimentSchema = z
+  .object({
+    name: z.string().optional(),
+    engine: engineConfigSchema,
+    replicas: z.number().int().min(1).max(4096).default(1),
+    /** Routing strategy spec (`random`, `round-robin`, `least-request`, weighted `a:2,b:1`...). */
+    router: z.string().min(1).default('random'),
+    routerOptions: z.record(z.unknown()).optional(),
+    /** How often the router's view of engine metrics refreshes (ms of simulated time). */
+    scrapeIntervalMs: positive.default(500),
+    workload: z.discriminatedUnion('type', [sharedPrefixSchema, poissonSchema, traceSchema]),
+    /** Client timeout (s): requests not finished this long after arrival are aborted and counted failed. */
+    requestTimeoutS: positive.optional(),
+    seed: z.number().int().default(0),
+  })
+  .strict();
+
+export type Experiment = z.infer<typeof experimentSchema>;
+export type ExperimentInput = z.input<typeof experimentSchema>;
+export type WorkloadSpec = Experiment['workload'];
+
+/**
+ * Validates an experiment object.
+ * @param source file name used in error messages.
+ * @throws Error `SOURCE: path.to.field: reason; ...` listing every zod issue.
+ */
+export function parseExperiment(input: unknown, source = '<experiment>'): Experiment {
+  const r = experimentSchema.safeParse(input);
+  if (!r.success) {
+    const msg = r.error.issues
+      .map((i) => {
+        let m = i.message;
+        if (i.code === 'unrecognized_keys') m = `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+        return `${i.path.length ? i.path.join('.') : '(root)'}: ${m}`;
+      })
+      .join('; ');
+    throw new Error(`${source}: ${msg}`);
+  }
+  const w = r.data.workload;
+  if (w.type === 'poisson') {
+    for (const [k, d] of [['inputTokens', w.inputTokens], ['outputTokens', w.outputTokens]] as const)
+      if (typeof d === 'object' && d.max !== undefined && d.max < d.min) throw new Error(`${source}: workload.${k}.max: must be >= min`);
+  }
+  return r.data;
+}
+
+/**
+ * Reads and validates an experiment file (`.json`, `.yaml` or `.yml`).
+ * @throws Error naming the file for unreadable files, syntax errors and schema errors.
+ */
+export function loadExperiment(path: string): Experiment {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read experiment file (${(e as Error).message})`);
+  }
+  let obj: unknown;
+  const ext = extname(path).toLowerCase();
+  try {
+    obj = ext === '.yaml' || ext === '.yml' ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid ${ext === '.yaml' || ext === '.yml' ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
+  }
+  return parseExperiment(obj, path);
+}

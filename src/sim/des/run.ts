@@ -1,0 +1,164 @@
+/**
+ * Runs one experiment (see `experiment.ts`) in the discrete-event cluster and builds the result
+ * JSON of `inferplane sim run`.
+ */
+import { resolveEngineConfig, type LatencyCoefficients } from '../core/engine.ts';
+import { createStrategy } from '../../routing/registry.ts';
+import { SimCluster } from './cluster.ts';
+import { summarize, type LatencySummary } from './stats.ts';
+import { buildWorkload, type SimRequestSpec, type StageInfo } from './workload.ts';
+import type { Experiment } from './experiment.ts';
+
+/** Latency/throughput figures of one stage or of the whole run. */
+export interface PhaseResult {
+  ttftMs: LatencySummary;
+  e2eMs: LatencySummary;
+  /** Inter-token latency over every generated token after the first. */
+  itlMs: LatencySummary;
+  throughput: { requestsPerS: number; outputTokensPerS: number };
+  requests: { completed: number; failed: number };
+}
+
+export interface StageResult extends PhaseResult {
+  index: number;
+  rate?: number;
+  durationS: number;
+}
+
+export interface EngineResult {
+  id: string;
+  /** Requests routed to the engine. */
+  requests: number;
+  /** GPU prefix-cache hits / queries, tokens (0..1). */
+  prefixCacheHitRate: number;
+  /** CPU-tier hits / queries, tokens (0..1). */
+  cpuCacheHitRate: number;
+  preemptions: number;
+  /** Mean of `kv_cache_usage_perc` sampled at every scrape (0..1). */
+  meanKvUsage: number;
+  /** Fraction of the run the engine spent executing steps (0..1). */
+  busyFraction: number;
+}
+
+/** The JSON printed by `inferplane sim run`. */
+export interface ExperimentResult {
+  name?: string;
+  engine: { model: string; gpu: string; tensorParallel: number; numGpuBlocks: number; numCpuBlocks: number; maxNumSeqs: number; maxNumBatchedTokens: number; maxModelLen: number };
+  replicas: number;
+  router: string;
+  /** Simulated time from 0 to the last event (s). */
+  simulatedS: number;
+  requestsTotal: number;
+  overall: PhaseResult;
+  stages: StageResult[];
+  engines: EngineResult[];
+  cluster: {
+    /** Σ GPU hits / Σ queries over engines (tokens). */
+    prefixCacheHitRate: number;
+    /** max / mean requests routed per engine (1 = perfectly even). */
+    loadImbalance: number;
+    preemptions: number;
+  };
+}
+
+/** Options of `runExperiment`. */
+export interface RunOptions {
+  /** Directory trace paths are resolved against (the experiment file's directory). Default: cwd. */
+  baseDir?: string;
+  /** Override the latency coefficients (calibration). */
+  coefficients?: LatencyCoefficients;
+  /** Use this request list instead of building it from `workload` (calibration reuses one). */
+  prebuilt?: { requests: SimRequestSpec[]; stages: StageInfo[] };
+}
+
+const r4 = (x: number) => Math.round(x * 10000) / 10000;
+
+/**
+ * Runs an experiment to completion.
+ * @throws Error naming the field for a bad engine config (`engine.model: unknown model ...`) or router.
+ */
+export function runExperiment(exp: Experiment, opts: RunOptions = {}): ExperimentResult {
+  const engine = resolveEngineConfig(exp.engine, 'engine.');
+  let strategy;
+  try {
+    strategy = createStrategy(exp.router, exp.routerOptions);
+  } catch (e) {
+    throw new Error(`router: ${(e as Error).message}`);
+  }
+  const modelName = typeof exp.engine.model === 'string' ? exp.engine.model : engine.model.id;
+  const wl = opts.prebuilt ?? buildWorkload(exp.workload, { seed: exp.seed, baseDir: opts.baseDir ?? process.cwd(), maxModelLen: engine.maxModelLen, vocabSize: engine.model.vocabSize });
+  const cluster = new SimCluster({
+    engine,
+    replicas: exp.replicas,
+    strategy,
+    modelName,
+    scrapeIntervalMs: exp.scrapeIntervalMs,
+    seed: exp.seed,
+    coefficients: opts.coefficients,
+    requestTimeoutMs: exp.requestTimeoutS !== undefined ? exp.requestTimeoutS * 1000 : undefined,
+  });
+  const endMs = cluster.run(wl.requests, wl.stages.length);
+  const ss = cluster.stageSamples;
+  const phase = (idx: number[], durMs: number): PhaseResult => {
+    const parts = idx.map((i) => ss[i]!);
+    const completed = parts.reduce((a, p) => a + p.completed, 0);
+    const out = parts.reduce((a, p) => a + p.outputTokens, 0);
+    const durS = Math.max(durMs, 1) / 1000;
+    return {
+      ttftMs: summarize(...parts.map((p) => p.ttft)),
+      e2eMs: summarize(...parts.map((p) => p.e2e)),
+      itlMs: summarize(...parts.map((p) => p.itl)),
+      throughput: { requestsPerS: r4(completed / durS), outputTokensPerS: r4(out / durS) },
+      requests: { completed, failed: parts.reduce((a, p) => a + p.failed, 0) },
+    };
+  };
+  const stages: StageResult[] = wl.stages.map((s) => ({ index: s.index, ...(s.rate !== undefined ? { rate: s.rate } : {}), durationS: s.durationMs / 1000, ...phase([s.index], s.durationMs) }));
+  const lastStage = wl.stages[wl.stages.length - 1];
+  const workloadMs = lastStage ? lastStage.startMs + lastStage.durationMs : endMs;
+  const overall = phase(
+    wl.stages.map((s) => s.index),
+    Math.max(workloadMs, 1),
+  );
+  let q = 0;
+  let h = 0;
+  let pre = 0;
+  const engines: EngineResult[] = cluster.engines.map((s) => {
+    const c = s.core.liveCounters();
+    q += c.prefixCacheQueries;
+    h += c.prefixCacheHits;
+    pre += c.preemptions;
+    const life = Math.max(1, (s.removedMs ?? endMs) - s.addedMs);
+    return {
+      id: s.id,
+      requests: s.routed,
+      prefixCacheHitRate: c.prefixCacheQueries > 0 ? r4(c.prefixCacheHits / c.prefixCacheQueries) : 0,
+      cpuCacheHitRate: c.prefixCacheQueries > 0 ? r4(c.cpuCacheHits / c.prefixCacheQueries) : 0,
+      preemptions: c.preemptions,
+      meanKvUsage: s.kvSamples > 0 ? r4(s.kvSum / s.kvSamples) : 0,
+      busyFraction: r4(Math.min(1, c.busyMs / life)),
+    };
+  });
+  const counts = engines.map((e) => e.requests);
+  const mean = counts.reduce((a, b) => a + b, 0) / Math.max(1, counts.length);
+  return {
+    ...(exp.name !== undefined ? { name: exp.name } : {}),
+    engine: {
+      model: engine.model.id,
+      gpu: engine.gpu.id,
+      tensorParallel: engine.tensorParallel,
+      numGpuBlocks: engine.numGpuBlocks,
+      numCpuBlocks: engine.numCpuBlocks,
+      maxNumSeqs: engine.maxNumSeqs,
+      maxNumBatchedTokens: engine.maxNumBatchedTokens,
+      maxModelLen: engine.maxModelLen,
+    },
+    replicas: exp.replicas,
+    router: strategy.name,
+    simulatedS: r4(endMs / 1000),
+    requestsTotal: wl.requests.length,
+    overall,
+    stages,
+    engines,
+    cluster: { prefixCacheHitRate: q > 0 ? r4(h / q) : 0, loadImbalance: mean > 0 ? r4(Math.max(...counts) / mean) : 0, preemptions: pre },
+  };
+}

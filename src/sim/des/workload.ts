@@ -1,0 +1,176 @@
+/**
+ * Turns an experiment's workload spec into the request list the DES replays, with synthetic prompt
+ * token ids whose sharing follows the workload:
+ * - `sharedPrefix`: group g's requests share g's system-prompt ids; the G x P prompts (system +
+ *   question) are sent in round-robin order, so a prompt repeats every G x P requests (as
+ *   inference-perf's shared_prefix generator cycles its prompt pool);
+ * - `poisson` and Azure traces: unique ids per request (no sharing beyond chance);
+ * - Mooncake traces: each `hash_id` becomes 512 deterministic ids, so equal ids share KV blocks.
+ * Token ids are generated lazily per request (`tokens()`), so a one-hour trace does not hold all
+ * prompts in memory at once.
+ */
+import { resolve } from 'node:path';
+import { createRng, type Rng } from '../../bench/rng.ts';
+import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from '../../bench/traces.ts';
+import type { LengthDist, WorkloadSpec } from './experiment.ts';
+
+/** One request to replay. */
+export interface SimRequestSpec {
+  /** Arrival at the router (ms from the start of the run). */
+  arrivalMs: number;
+  /** Index of the workload stage it belongs to. */
+  stage: number;
+  promptLen: number;
+  outputTokens: number;
+  /** Builds the prompt's token ids (length `promptLen`). */
+  tokens: () => ArrayLike<number>;
+}
+
+/** A stage of the workload (for per-stage results). */
+export interface StageInfo {
+  index: number;
+  /** Offered rate (req/s) when the stage has one. */
+  rate?: number;
+  startMs: number;
+  durationMs: number;
+}
+
+export interface BuiltWorkload {
+  requests: SimRequestSpec[];
+  stages: StageInfo[];
+}
+
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Deterministic synthetic token ids for (kind, key): `n` ids in [100, vocab). */
+export function syntheticIds(kind: number, key: number, n: number, vocab: number, out?: Int32Array, offset = 0): Int32Array {
+  const a = out ?? new Int32Array(n);
+  const base = mix32(Math.imul(kind + 1, 0x9e3779b1) ^ mix32(key + 0x6d2b79f5));
+  const span = Math.max(1, vocab - 100);
+  for (let i = 0; i < n; i++) a[offset + i] = 100 + (mix32(base ^ Math.imul(i + 1, 0x27d4eb2f)) % span);
+  return a;
+}
+
+/** Draws one length from a distribution (tokens, >= 1). */
+export function drawLength(d: LengthDist, rng: Rng): number {
+  if (typeof d === 'number') return d;
+  let v: number;
+  switch (d.type) {
+    case 'uniform':
+      v = rng.int(Math.min(d.min, d.max), Math.max(d.min, d.max));
+      return v;
+    case 'normal':
+      v = Math.round(d.mean + d.std * rng.normal());
+      break;
+    case 'exponential':
+      v = Math.round(rng.exponential(1 / d.mean));
+      break;
+  }
+  v = Math.max(d.min, v);
+  if (d.max !== undefined) v = Math.min(d.max, v);
+  return Math.max(1, v);
+}
+
+function stageArrivals(stages: readonly { rate: number; durationS: number }[], kind: 'constant' | 'poisson', rng: Rng, out: { t: number; stage: number }[], infos: StageInfo[]): void {
+  let start = 0;
+  stages.forEach((s, idx) => {
+    const dur = s.durationS * 1000;
+    infos.push({ index: idx, rate: s.rate, startMs: start, durationMs: dur });
+    if (kind === 'constant') {
+      const gap = 1000 / s.rate;
+      const n = Math.floor(s.durationS * s.rate + 1e-9);
+      for (let k = 0; k < n; k++) out.push({ t: start + k * gap, stage: idx });
+    } else {
+      let t = start + rng.exponential(s.rate / 1000);
+      while (t < start + dur) {
+        out.push({ t, stage: idx });
+        t += rng.exponential(s.rate / 1000);
+      }
+    }
+    start += dur;
+  });
+}
+
+/** Fits prompt + output into maxModelLen (output first clipped by `maxOutput`). */
+function clip(promptLen: number, output: number, maxModelLen: number, maxOutput?: number): [number, number] {
+  let o = maxOutput !== undefined ? Math.min(output, maxOutput) : output;
+  o = Math.max(1, Math.min(o, maxModelLen - 1));
+  const p = Math.max(1, Math.min(promptLen, maxModelLen - o));
+  return [p, o];
+}
+
+/**
+ * Builds the request list of a workload.
+ * @param baseDir directory trace paths are resolved against (the experiment file's directory).
+ * @param maxModelLen the engines' limit: prompts and outputs are clipped to fit it.
+ * @param vocabSize the model's vocabulary (synthetic ids stay below it).
+ */
+export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: string; maxModelLen: number; vocabSize: number }): BuiltWorkload {
+  const rng = createRng(opts.seed >>> 0);
+  const vocab = opts.vocabSize;
+  const stages: StageInfo[] = [];
+  const requests: SimRequestSpec[] = [];
+  if (w.type === 'sharedPrefix') {
+    const arr: { t: number; stage: number }[] = [];
+    stageArrivals(w.stages, w.arrival, rng, arr, stages);
+    const nPrompts = w.prefixGroups * w.promptsPerGroup;
+    const [pLen, oLen] = clip(w.systemPromptTokens + w.questionTokens, w.outputTokens, opts.maxModelLen);
+    const prompts: (Int32Array | undefined)[] = new Array(nPrompts);
+    const promptAt = (k: number): Int32Array => {
+      let p = prompts[k];
+      if (!p) {
+        const g = Math.floor(k / w.promptsPerGroup);
+        p = new Int32Array(pLen);
+        const sys = Math.min(w.systemPromptTokens, pLen);
+        syntheticIds(1, g + opts.seed * 7919, sys, vocab, p, 0);
+        syntheticIds(2, k + opts.seed * 7919, pLen - sys, vocab, p, sys);
+        prompts[k] = p;
+      }
+      return p;
+    };
+    arr.forEach((a, i) => {
+      const k = i % nPrompts;
+      requests.push({ arrivalMs: a.t, stage: a.stage, promptLen: pLen, outputTokens: oLen, tokens: () => promptAt(k) });
+    });
+  } else if (w.type === 'poisson') {
+    const arr: { t: number; stage: number }[] = [];
+    stageArrivals(w.stages, w.arrival, rng, arr, stages);
+    const lrng = rng.fork();
+    arr.forEach((a, i) => {
+      const [p, o] = clip(drawLength(w.inputTokens, lrng), drawLength(w.outputTokens, lrng), opts.maxModelLen);
+      const key = i + opts.seed * 1_000_003;
+      requests.push({ arrivalMs: a.t, stage: a.stage, promptLen: p, outputTokens: o, tokens: () => syntheticIds(3, key, p, vocab) });
+    });
+  } else {
+    const path = resolve(opts.baseDir, w.path);
+    const topts = { timeScale: w.timeScale, startS: w.startS, durationS: w.durationS, maxRequests: w.maxRequests };
+    const rows: TraceRequest[] = w.format === 'azure' ? loadAzureTrace(path, topts) : loadMooncakeTrace(path, topts);
+    const last = rows.length ? rows[rows.length - 1]!.arrivalMs : 0;
+    const durationMs = w.durationS !== undefined ? w.durationS * 1000 * w.timeScale : last;
+    stages.push({ index: 0, startMs: 0, durationMs: Math.max(durationMs, 1) });
+    rows.forEach((row, i) => {
+      const [p, o] = clip(row.inputTokens, row.outputTokens, opts.maxModelLen, w.maxOutputTokens);
+      const ids = row.hashIds;
+      const tokens =
+        w.format === 'mooncake' && ids && ids.length > 0
+          ? () => {
+              const a = new Int32Array(p);
+              for (let j = 0; j * MOONCAKE_BLOCK_TOKENS < p && j < ids.length; j++) {
+                const n = Math.min(MOONCAKE_BLOCK_TOKENS, p - j * MOONCAKE_BLOCK_TOKENS);
+                syntheticIds(5, ids[j]!, n, vocab, a, j * MOONCAKE_BLOCK_TOKENS);
+              }
+              return a;
+            }
+          : () => syntheticIds(4, i + opts.seed * 1_000_003, p, vocab);
+      requests.push({ arrivalMs: row.arrivalMs, stage: 0, promptLen: p, outputTokens: o, tokens });
+    });
+  }
+  return { requests, stages };
+}

@@ -39,32 +39,38 @@ export class GatewayMetrics {
     this.decisions = new Counter({ name: 'inferplane_routing_decisions_total', help: 'Routing decisions by model, strategy and chosen endpoint.', labelNames: ['model', 'strategy', 'endpoint'], registers: [r] });
     this.limitRejections = new Counter({ name: 'inferplane_limit_rejections_total', help: 'Requests rejected with 429, by limit (rpm, tpm, model_rps).', labelNames: ['limit'], registers: [r] });
     this.tokens = new Counter({ name: 'inferplane_tokens_total', help: 'Tokens from upstream usage, by model and kind (prompt, completion).', labelNames: ['model', 'kind'], registers: [r] });
-    this.inflight = new Gauge({ name: 'inferplane_inflight_requests', help: 'Requests in flight per endpoint (gateway-observed).', labelNames: ['endpoint'], registers: [r] });
-    this.endpointStale = new Gauge({ name: 'inferplane_endpoint_stale', help: '1 when the last /metrics scrape of the endpoint failed or none succeeded yet.', labelNames: ['endpoint', 'model'], registers: [r] });
-    this.endpointReady = new Gauge({ name: 'inferplane_endpoint_ready', help: '1 when the endpoint passes its health check.', labelNames: ['endpoint', 'model'], registers: [r] });
-    if (fleet) {
-      const fleetRef = fleet;
-      const self = this;
-      // Computed at scrape time from the registry (no hot-path cost).
-      new Gauge({
-        name: 'inferplane_endpoints',
-        help: 'Registered endpoints by model.',
-        labelNames: ['model'],
-        registers: [r],
-        collect() {
-          this.reset();
-          for (const e of fleetRef.list()) this.inc({ model: e.model });
-          self.endpointStale.reset();
-          self.endpointReady.reset();
-          self.inflight.reset();
-          for (const e of fleetRef.list()) {
-            self.endpointStale.set({ endpoint: e.id, model: e.model }, e.stale ? 1 : 0);
-            self.endpointReady.set({ endpoint: e.id, model: e.model }, e.ready ? 1 : 0);
-            self.inflight.set({ endpoint: e.id }, e.inflightRequests);
-          }
-        },
-      });
-    }
+    const fleetRef = fleet;
+    // Endpoint gauges are computed at scrape time from the registry (no hot-path cost).
+    this.inflight = new Gauge({
+      name: 'inferplane_inflight_requests',
+      help: 'Requests in flight per endpoint (gateway-observed).',
+      labelNames: ['endpoint'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of fleetRef?.list() ?? []) this.set({ endpoint: e.id }, e.inflightRequests);
+      },
+    });
+    this.endpointStale = new Gauge({
+      name: 'inferplane_endpoint_stale',
+      help: '1 when the last /metrics scrape of the endpoint failed or none succeeded yet.',
+      labelNames: ['endpoint', 'model'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of fleetRef?.list() ?? []) this.set({ endpoint: e.id, model: e.model }, e.stale ? 1 : 0);
+      },
+    });
+    this.endpointReady = new Gauge({
+      name: 'inferplane_endpoint_ready',
+      help: '1 when the endpoint passes its health check.',
+      labelNames: ['endpoint', 'model'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of fleetRef?.list() ?? []) this.set({ endpoint: e.id, model: e.model }, e.ready ? 1 : 0);
+      },
+    });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: r, prefix: 'inferplane_process_' });
   }
 

@@ -268,6 +268,8 @@ export const EndpointAdapterStateSchema = z.object({
   /** Earliest time (ms) for the next attempt; 0 = now. */
   nextAttemptAtMs: z.number(),
   lastError: z.string().optional(),
+  /** When the adapter was last loaded there (ms); a later scrape that no longer lists it means the engine lost it. */
+  loadedAtMs: z.number().optional(),
 });
 export type EndpointAdapterState = z.infer<typeof EndpointAdapterStateSchema>;
 

@@ -13,6 +13,8 @@ export interface LimitsGate {
    * @throws ApiError 429 with `retry-after` (seconds until the window resets).
    */
   admit(key: ApiKeyInfo | undefined, model: string, modelRps: number | undefined, nowMs: number): Promise<void>;
+  /** Gives back a model-RPS slot counted by `admit` at `acquiredAtMs` (the request could not be routed). */
+  release(model: string, acquiredAtMs: number): Promise<void>;
   /** Adds `tokens` (prompt + completion) to the key's TPM window. */
   addTokens(key: ApiKeyInfo, tokens: number, nowMs: number): Promise<void>;
   close(): Promise<void>;

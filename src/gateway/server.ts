@@ -316,6 +316,7 @@ export class Gateway {
     let ttftMs: number | undefined;
     let keyName: string | undefined;
     let errCode: string | number | null = null;
+    let rpsModel: string | undefined;
     try {
       const key = this.keys.authenticate(hdr.authorization);
       keyName = key?.name;
@@ -327,7 +328,10 @@ export class Gateway {
       const model = this.fleet.modelConfig(resolved.model)!;
       const sel = this.selector.select(model, hdr['routing-strategy'] as string | undefined, hdr['config-profile'] as string | undefined, parsed.promptLengthEstimate, parsed.maxTokens);
       strategyName = sel.spec;
-      if (this.limits) await this.limits.admit(key, resolved.model, sel.requestsPerSecond, t0);
+      if (this.limits) {
+        await this.limits.admit(key, resolved.model, sel.requestsPerSecond, t0);
+        if (sel.requestsPerSecond) rpsModel = resolved.model;
+      }
       const sid = hdr['x-session-id'];
       const uid = hdr['x-user-id'];
       const rreq: RoutingRequest = {
@@ -377,6 +381,8 @@ export class Gateway {
       if (err.status === 429) this.metrics.countLimitRejection(err.headers['x-ratelimit-limit-kind'] ?? 'unknown');
       status = err.status;
       errCode = err.code;
+      // Not routed at all: give the model-RPS slot back (AIBrix does the same, aibrix-gateway.md §4).
+      if (rpsModel && err.code === 'no_ready_endpoint') this.limits?.release(rpsModel, t0).catch(() => undefined);
       if (!res.headersSent && strategyName) res.setHeader('x-routing-strategy', strategyName);
       sendError(res, err, requestId);
       if (err.status === 413) req.resume();

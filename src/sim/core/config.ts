@@ -141,7 +141,7 @@ export function resolveEngineConfig(input: EngineConfigInput, fieldPrefix = ''):
     numGpuBlocks = Math.floor(avail / blockBytes);
     if (numGpuBlocks <= 0)
       throw new Error(
-        `${fieldPrefix}gpu: ${model.id} needs ${(weightBytesPerGpu / GiB).toFixed(1)} GiB of weights per GPU at tensorParallel=${tp}, more than ${gpu.id} offers at gpuMemoryUtilization=${c.gpuMemoryUtilization} (${(gpu.memoryGiB * c.gpuMemoryUtilization).toFixed(1)} GiB); raise tensorParallel`,
+        `${fieldPrefix}gpu: ${model.id} needs ${(weightBytesPerGpu / GiB).toFixed(1)} GiB of weights plus ${(reservedBytesPerGpu(model, maxNumBatchedTokens) / GiB).toFixed(1)} GiB of activations/overhead per GPU at tensorParallel=${tp} (maxNumBatchedTokens=${maxNumBatchedTokens}), more than ${gpu.id} offers at gpuMemoryUtilization=${c.gpuMemoryUtilization} (${(gpu.memoryGiB * c.gpuMemoryUtilization).toFixed(1)} GiB); raise tensorParallel`,
       );
   }
   if (numGpuBlocks * c.blockSize < Math.min(maxModelLen, 16 * c.blockSize) && c.numGpuBlocksOverride === undefined)

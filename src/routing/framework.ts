@@ -97,26 +97,30 @@ export class MetricScorer implements DetailedScorer {
 
 // ---------------------------------------------------------------- filters
 
+/**
+ * A filter that keeps endpoints one by one by a predicate. `applyFilters` runs a chain of these in
+ * a single pass (no intermediate arrays).
+ */
+export interface PredicateFilter extends Filter {
+  keep(req: RoutingRequest, ep: EndpointState): boolean;
+}
+
+/** Builds a `PredicateFilter` from a name and a predicate. */
+export function predicateFilter(name: string, keep: (req: RoutingRequest, ep: EndpointState) => boolean): PredicateFilter {
+  return { name, keep, filter: (req, eps) => eps.filter((e) => keep(req, e)) };
+}
+
 /** Endpoints whose last health check passed. */
-export const readyFilter: Filter = {
-  name: 'ready',
-  filter: (_req, eps) => eps.filter((e) => e.ready),
-};
+export const readyFilter: PredicateFilter = predicateFilter('ready', (_req, e) => e.ready);
 
 /** Endpoints serving the request's base model (LoRA adapters run on their base model's endpoints). */
-export const servesModelFilter: Filter = {
-  name: 'serves-model',
-  filter: (req, eps) => eps.filter((e) => e.model === req.baseModel),
-};
+export const servesModelFilter: PredicateFilter = predicateFilter('serves-model', (req, e) => e.model === req.baseModel);
 
 /**
  * Endpoints whose engine signals are fresh (not stale, scraped at least once). Only strategies
  * that must not route on unknown state use it (opt-in through the `excludeStale` option).
  */
-export const freshFilter: Filter = {
-  name: 'fresh-signals',
-  filter: (_req, eps) => eps.filter((e) => !e.stale && e.scrapedAtMs !== null),
-};
+export const freshFilter: PredicateFilter = predicateFilter('fresh-signals', (_req, e) => !e.stale && e.scrapedAtMs !== null);
 
 /**
  * For a request naming a LoRA adapter: endpoints with the adapter loaded or a free adapter slot
@@ -164,6 +168,22 @@ export function applyFilters(
   ctx: RoutingContext,
 ): FilterResult {
   if (endpoints.length === 0) return { candidates: [], emptyReason: `no endpoint for model ${req.baseModel}` };
+  if (filters.every((f) => typeof (f as PredicateFilter).keep === 'function')) {
+    // Fast path: one pass over the endpoints; on an empty result fall through for the reason.
+    const preds = filters as readonly PredicateFilter[];
+    const out: EndpointState[] = [];
+    for (const e of endpoints) {
+      let ok = true;
+      for (const f of preds) {
+        if (!f.keep(req, e)) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) out.push(e);
+    }
+    if (out.length > 0) return { candidates: out };
+  }
   let cur: EndpointState[] = endpoints as EndpointState[];
   for (const f of filters) {
     const next = f.filter(req, cur, ctx);
@@ -249,6 +269,64 @@ export function fmt(v: number | undefined): string {
   return Number.isInteger(v) ? String(v) : String(Math.round(v * 10000) / 10000);
 }
 
+/**
+ * A decision whose `reason` and `scores` are computed on first read (then kept): the simulator
+ * makes millions of decisions and reads neither; the gateway reads the reason once for its log.
+ * Both are accessors on the prototype (writable through setters); `toJSON` includes them.
+ */
+export class LazyDecision implements RoutingDecision {
+  private r: string | undefined;
+  private sc: Record<string, number> | undefined;
+  headers?: Record<string, string>;
+
+  constructor(
+    public endpoint: EndpointState | null,
+    public strategy: string,
+    private readonly reasonFn: () => string,
+    private readonly scoresFn?: () => Record<string, number>,
+    headers?: Record<string, string>,
+  ) {
+    if (headers) this.headers = headers;
+  }
+
+  get reason(): string {
+    return (this.r ??= this.reasonFn());
+  }
+  set reason(v: string) {
+    this.r = v;
+  }
+
+  get scores(): Record<string, number> | undefined {
+    if (this.sc === undefined && this.scoresFn) this.sc = this.scoresFn();
+    return this.sc;
+  }
+  set scores(v: Record<string, number> | undefined) {
+    this.sc = v;
+  }
+
+  toJSON(): RoutingDecision {
+    return { endpoint: this.endpoint, strategy: this.strategy, reason: this.reason, scores: this.scores, headers: this.headers };
+  }
+}
+
+/** Builds a `LazyDecision` (see there). */
+export function lazyDecision(
+  endpoint: EndpointState,
+  strategy: string,
+  reason: () => string,
+  scores?: () => Record<string, number>,
+  headers?: Record<string, string>,
+): RoutingDecision {
+  return new LazyDecision(endpoint, strategy, reason, scores, headers);
+}
+
+/** `scores` record by endpoint id from parallel arrays. */
+export function scoresById(candidates: readonly EndpointState[], scores: readonly number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let k = 0; k < candidates.length; k++) out[candidates[k]!.id] = scores[k]!;
+  return out;
+}
+
 /** The decision for "no candidate". */
 export function noEndpoint(strategy: string, reason: string): RoutingDecision {
   return { endpoint: null, strategy, reason };
@@ -273,19 +351,22 @@ export class PresetStrategy implements RoutingStrategy {
     if (candidates.length === 1) {
       return { endpoint: candidates[0]!, strategy: this.name, reason: 'only one candidate', scores: { [candidates[0]!.id]: 1 } };
     }
+    if (this.scorers.length === 0) {
+      const i = this.picker.pick(candidates, EMPTY, ctx);
+      return lazyDecision(candidates[i]!, this.name, () => `${this.picker.name} over ${candidates.length} candidates`);
+    }
     const details = this.scorers.map((s) => s.scorer.evaluate(req, candidates, ctx));
-    const total = combine(details.map((d) => d.scores), this.scorers.map((s) => s.weight));
+    const total = details.length === 1 && this.scorers[0]!.weight > 0 ? details[0]!.scores : combine(details.map((d) => d.scores), this.scorers.map((s) => s.weight));
     const i = this.picker.pick(candidates, total, ctx);
-    const chosen = candidates[i]!;
-    const parts = details.map((d) => `${d.label} ${fmt(d.raw[i] ?? undefined)}${d.fallbackNote ? ` (${d.fallbackNote})` : ''}`);
-    const scores: Record<string, number> = {};
-    candidates.forEach((c, k) => (scores[c.id] = total[k]!));
-    return {
-      endpoint: chosen,
-      strategy: this.name,
-      reason: `${this.picker.name} over ${candidates.length} candidates: ${parts.join('; ')}`,
-      scores,
-    };
+    return lazyDecision(
+      candidates[i]!,
+      this.name,
+      () => {
+        const parts = details.map((d) => `${d.label} ${fmt(d.raw[i] ?? undefined)}${d.fallbackNote ? ` (${d.fallbackNote})` : ''}`);
+        return `${this.picker.name} over ${candidates.length} candidates: ${parts.join('; ')}`;
+      },
+      () => scoresById(candidates, total),
+    );
   }
 
   score(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): number[] {
@@ -293,6 +374,8 @@ export class PresetStrategy implements RoutingStrategy {
     return combine(details.map((d) => d.scores), this.scorers.map((s) => s.weight));
   }
 }
+
+const EMPTY: number[] = [];
 
 /** Weighted mean of score vectors: sum(w_k * s_k[i]) / sum(w_k). */
 export function combine(vectors: readonly (readonly number[])[], weights: readonly number[]): number[] {

@@ -15,7 +15,7 @@ import type { EndpointState } from '../engines/state.ts';
 import type { StrategyFactory } from './factory.ts';
 import type { RoutingContext, RoutingDecision, RoutingRequest, RequestOutcome, RoutingStrategy } from './types.ts';
 import { cacheAwareStrategies } from './cache/index.ts';
-import { BASE_FILTERS, applyFilters, combine, fmt, maxScorePicker, noEndpoint } from './framework.ts';
+import { BASE_FILTERS, applyFilters, combine, fmt, lazyDecision, maxScorePicker, noEndpoint, scoresById } from './framework.ts';
 import {
   createLeastKvCache,
   createLeastLatency,
@@ -156,21 +156,21 @@ export class CombinedStrategy implements RoutingStrategy {
     const total = combine(vectors, this.members.map((m) => m.weight));
     const i = candidates.length === 1 ? 0 : maxScorePicker.pick(candidates, total, ctx);
     const chosen = candidates[i]!;
-    const scores: Record<string, number> = {};
-    candidates.forEach((c, k) => (scores[c.id] = total[k]!));
-    const parts = this.members.map((m, k) => `${m.strategy.name}=${fmt(vectors[k]![i])}x${m.weight}`);
     let headers: Record<string, string> | undefined;
     for (const m of this.members) {
       const h = m.strategy.onRouted?.(req, chosen, ctx);
       if (h) headers = { ...headers, ...h };
     }
-    return {
-      endpoint: chosen,
-      strategy: this.name,
-      reason: `weighted score ${fmt(total[i])} over ${candidates.length} candidates (${parts.join(', ')})`,
-      scores,
+    return lazyDecision(
+      chosen,
+      this.name,
+      () => {
+        const parts = this.members.map((m, k) => `${m.strategy.name}=${fmt(vectors[k]![i])}x${m.weight}`);
+        return `weighted score ${fmt(total[i])} over ${candidates.length} candidates (${parts.join(', ')})`;
+      },
+      () => scoresById(candidates, total),
       headers,
-    };
+    );
   }
 
   score(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): number[] {

@@ -45,3 +45,15 @@ test('filters: ready, serves-model, fresh-signals, lora-capable', () => {
   assert.equal(r.candidates.length, 0);
   assert.match(r.emptyReason!, /filter 'fresh-signals' removed all 1 endpoint/);
 });
+
+test('decisions: reason and scores are readable, serializable and writable', () => {
+  const d = createStrategy('least-request').route(req(), [ep('a', { inflightRequests: 2 }), ep('b')], ctx());
+  assert.equal(d.endpoint!.id, 'b');
+  const j = JSON.parse(JSON.stringify(d));
+  assert.equal(j.strategy, 'least-request');
+  assert.match(j.reason, /request load/);
+  assert.deepEqual(j.scores, { a: 0, b: 1 });
+  assert.deepEqual({ ...d.scores }, { a: 0, b: 1 });
+  d.reason = 'overridden';
+  assert.equal(d.reason, 'overridden');
+});

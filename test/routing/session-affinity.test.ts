@@ -82,6 +82,8 @@ test('x-session-key: opaque key hashed (not echoed), oversized key ignored', () 
   assert.equal(d1.endpoint!.id, d2.endpoint!.id);
   assert.match(d1.reason, /x-session-key/);
   assert.notEqual(d1.headers!['x-session-id'], 'tenant-7');
+  const aibrix = s.route(sreq(undefined, { 'x-aibrix-session-key': 'tenant-7' }), eps, ctx(5));
+  assert.equal(aibrix.endpoint!.id, d1.endpoint!.id);
   const big = s.route(sreq(undefined, { 'x-session-key': 'x'.repeat(257) }), eps, ctx());
   assert.match(big.reason, /no session information/);
 });

@@ -8,8 +8,8 @@
  * 2. Binding: a client-chosen `x-session-id` bound earlier (by this strategy instance) to an
  *    endpoint that is still a candidate and whose binding has not expired -> that endpoint.
  * 3. Consistent hash: rendezvous (highest-random-weight) hashing of the session key over candidate
- *    ids; the key is the `x-session-id`, else the `x-session-key` header (<= 256 bytes, never
- *    echoed). Stateless and order-independent; ties -> lexicographically smaller id.
+ *    ids; the key is the `x-session-id`, else the `x-session-key` (or AIBrix's
+ *    `x-aibrix-session-key`) header (<= 256 bytes, never echoed). Stateless and order-independent; ties -> lexicographically smaller id.
  * 4. No session information at all: the `least-request` choice.
  * After choosing, a client-chosen id is (re)bound to the chosen endpoint; when the client sent no
  * id (or a minted id whose endpoint is gone) a new id pointing at the chosen endpoint is minted
@@ -32,6 +32,8 @@ import { baseFilters, createLeastRequest } from './basic.ts';
 export const SESSION_ID_HEADER = 'x-session-id';
 /** Header carrying an opaque session key used only for hashing (never echoed). */
 export const SESSION_KEY_HEADER = 'x-session-key';
+/** AIBrix's name for the same header, accepted too. */
+export const AIBRIX_SESSION_KEY_HEADER = 'x-aibrix-session-key';
 /** Longest session key hashed, bytes (AIBrix ignores longer `x-aibrix-session-key` values). */
 export const MAX_SESSION_KEY_BYTES = 256;
 
@@ -136,7 +138,7 @@ export class SessionAffinityStrategy implements RoutingStrategy {
   }
 
   private sessionKey(req: RoutingRequest): string | undefined {
-    const k = req.headers[SESSION_KEY_HEADER];
+    const k = req.headers[SESSION_KEY_HEADER] ?? req.headers[AIBRIX_SESSION_KEY_HEADER];
     if (!k || Buffer.byteLength(k, 'utf8') > MAX_SESSION_KEY_BYTES) return undefined;
     return k;
   }

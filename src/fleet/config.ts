@@ -214,7 +214,7 @@ export function parseFleet(text: string, file = '<fleet>'): FleetConfig {
     throw new FleetConfigError(
       file,
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
+        const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
         return { path: '', line: pos?.line, col: pos?.col, message: e.message.split('\n')[0] };
       }),
     );

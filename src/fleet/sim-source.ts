@@ -2,7 +2,10 @@
  * Simulated replicas: a model declared with `simulator: {gpu: H100, replicas: 3, ...}` gets that many
  * in-process simulated vLLM engines (`startSimServer` of `src/sim/server`), each on its own
  * loopback port, registered as ready endpoints (their `/health` is checked like any other).
- * Extra keys of the `simulator` block are passed to `startSimServer` as options.
+ * Extra keys of the `simulator` block are passed to `startSimServer` as options (`SimServerOptions`:
+ * `maxNumSeqs`, `enableLora`, `maxLoras`, `seed`, ...). `simulator.model` names the catalog model to
+ * simulate when the fleet's model name is not a catalog id; the fleet name is then served
+ * (`servedModelName`).
  */
 import { newEndpointState } from '../engines/state.ts';
 import type { ModelConfig } from './config.ts';
@@ -16,12 +19,10 @@ export interface SimHandle {
 }
 export type StartSim = (options: Record<string, unknown>) => Promise<SimHandle>;
 
-/** Loads `startSimServer` from the simulator package (lazily, so the gateway alone does not load it). */
+/** Loads `startSimServer` from `src/sim/server` (lazily, so `inferplane gateway` never loads the simulator). */
 export async function loadStartSim(): Promise<StartSim> {
-  const spec = '../sim/server/index.ts';
-  const mod = (await import(spec)) as { startSimServer?: StartSim };
-  if (typeof mod.startSimServer !== 'function') throw new Error('the simulator server (src/sim/server) does not export startSimServer');
-  return mod.startSimServer;
+  const mod = await import('../sim/server/server.ts');
+  return (o) => mod.startSimServer(o as unknown as Parameters<typeof mod.startSimServer>[0]);
 }
 
 export class SimSource implements ReplicaSource {
@@ -56,7 +57,7 @@ export class SimSource implements ReplicaSource {
     while (this.replicas.length + starts.length < n) {
       const id = `${this.model}-sim-${this.seq++}`;
       starts.push(
-        this.startSim({ ...simOpts, model: this.model, port: 0, host: this.host }).then((handle) => {
+        this.startSim({ ...simOpts, model: (simOpts as { model?: string }).model ?? this.model, servedModelName: [this.model], port: 0, host: this.host }).then((handle) => {
           this.replicas.push({ id, handle });
           this.registry.addEndpoint(
             newEndpointState({ id, url: handle.url.replace(/\/+$/, ''), model: this.model, dialect: this.cfg.dialect, role: this.cfg.role, labels: { ...this.cfg.labels, simulator: String(simOpts.gpu) }, ready: true }),

@@ -49,7 +49,7 @@ export interface RunningFleet {
  * necessarily ready). On a startup failure, whatever was started is stopped before rethrowing.
  */
 export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Promise<RunningFleet> {
-  const log = opts.logger ?? pino({ level: cfg.gateway.logLevel, base: { component: 'inferplane' } }, pino.destination({ dest: 1, sync: false }));
+  const log = opts.logger ?? pino({ level: cfg.gateway.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
   if (opts.staticOnly) {
     const bad = cfg.models.filter((m) => !m.endpoints);
     if (bad.length) throw new Error(`\`inferplane gateway\` serves static endpoints only; use \`inferplane up\` for ${bad.map((m) => m.name).join(', ')} (command or simulator models)`);
@@ -82,7 +82,7 @@ export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Pr
           fleet.addEndpoint(newEndpointState({ id: spec.id ?? `${m.name}-${i}`, url: spec.url, model: m.name, dialect: m.dialect, role: spec.role ?? m.role, labels: { ...m.labels, ...spec.labels } }));
         });
       } else if (m.command) {
-        const src = new ManagedSource(fleet, m, { stateDir, onEvent: (msg, f) => log.info({ model: m.name, ...f }, msg) });
+        const src = new ManagedSource(fleet, m, { stateDir, onEvent: (msg, f) => log.info({ component: 'fleet', model: m.name, ...f }, msg) });
         fleet.attachSource(src);
         await src.start();
       } else if (m.simulator) {

@@ -59,7 +59,7 @@ test('completions and models', async () => {
 });
 
 test('errors surface as the client library error classes', async () => {
-  await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => e instanceof OpenAI.NotFoundError && (e as OpenAI.APIError).code === 'model_not_found');
+  await assert.rejects(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => e instanceof OpenAI.NotFoundError && (e as InstanceType<typeof OpenAI.APIError>).code === 'model_not_found');
   const bad = new OpenAI({ baseURL: `${run.url}/v1`, apiKey: 'wrong-key-123', maxRetries: 0 });
   await assert.rejects(bad.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }), (e: unknown) => e instanceof OpenAI.AuthenticationError);
 });

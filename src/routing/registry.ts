@@ -13,7 +13,7 @@
  */
 import type { EndpointState } from '../engines/state.ts';
 import type { StrategyFactory } from './factory.ts';
-import type { RoutingContext, RoutingDecision, RoutingRequest, RequestOutcome, RoutingStrategy } from './types.ts';
+import type { Filter, RoutingContext, RoutingDecision, RoutingRequest, RequestOutcome, RoutingStrategy } from './types.ts';
 import { cacheAwareStrategies } from './cache/index.ts';
 import { BASE_FILTERS, applyFilters, combine, fmt, lazyDecision, maxScorePicker, noEndpoint, scoresById } from './framework.ts';
 import {
@@ -138,19 +138,31 @@ export function createStrategy(spec: string, options?: Record<string, unknown>):
 }
 
 /**
- * A weighted combination of scoring strategies: base filters (ready, serving the base model),
+ * A weighted combination of scoring strategies: base filters (ready, serving the base model) plus
+ * the members' exposed filters (so a member's `excludeStale` applies to the combination),
  * the members' scores combined with their weights, max-score picker (ties random). Lifecycle hooks
  * are forwarded to every member; `onRouted` of each member runs after the choice, and their headers
  * are merged into the decision.
  */
 export class CombinedStrategy implements RoutingStrategy {
+  /** Base filters plus the filters members expose (`filters` property, e.g. `excludeStale`), each once by name. */
+  readonly filters: readonly Filter[];
+
   constructor(
     readonly name: string,
     readonly members: readonly { strategy: RoutingStrategy; weight: number }[],
-  ) {}
+  ) {
+    const filters: Filter[] = [...BASE_FILTERS];
+    for (const m of members) {
+      const own = (m.strategy as { filters?: unknown }).filters;
+      if (!Array.isArray(own)) continue;
+      for (const f of own as Filter[]) if (!filters.some((g) => g.name === f.name)) filters.push(f);
+    }
+    this.filters = filters;
+  }
 
   route(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): RoutingDecision {
-    const { candidates, emptyReason } = applyFilters(BASE_FILTERS, req, endpoints, ctx);
+    const { candidates, emptyReason } = applyFilters(this.filters, req, endpoints, ctx);
     if (candidates.length === 0) return noEndpoint(this.name, emptyReason!);
     const vectors = this.members.map((m) => m.strategy.score!(req, candidates, ctx));
     const total = combine(vectors, this.members.map((m) => m.weight));

@@ -214,3 +214,12 @@ test('weighted combination: least-request:2,least-kv-cache', () => {
   assert.equal(pick('least-request,least-kv-cache', e2, req(), 1, { 'least-request': { loadMode: 'inflight' } }).endpoint!.id, 'b');
   assert.equal(pick('least-request,least-kv-cache', e2).endpoint!.id, 'a');
 });
+
+test('weighted combination applies member filters (excludeStale) and the base filters', () => {
+  const eps = [ep('s', { stale: true, inflightRequests: 0 }), ep('f', { inflightRequests: 5, kvCacheUsage: 0.5 }), ep('x', { ready: false })];
+  assert.equal(pick('least-request:2,least-kv-cache', eps).endpoint!.id, 's'); // s: 2/3, f: 1/3
+  assert.equal(pick('least-request:2,least-kv-cache', eps, req(), 1, { 'least-request': { excludeStale: true } }).endpoint!.id, 'f');
+  const none = pick('least-request,least-kv-cache', [eps[0]!], req(), 1, { 'least-kv-cache': { excludeStale: true } });
+  assert.equal(none.endpoint, null);
+  assert.match(none.reason, /fresh-signals/);
+});

@@ -23,7 +23,7 @@
  */
 import { z } from 'zod';
 import type { EndpointState } from '../../engines/state.ts';
-import type { RoutingContext, RoutingDecision, RoutingRequest, RoutingStrategy } from '../types.ts';
+import type { Filter, RoutingContext, RoutingDecision, RoutingRequest, RoutingStrategy } from '../types.ts';
 import { applyFilters, noEndpoint } from '../framework.ts';
 import { commonOptionsShape, loadModeSchema, parseOptions } from '../options.ts';
 import { baseFilters, createLeastRequest } from './basic.ts';
@@ -113,7 +113,8 @@ export class SessionAffinityStrategy implements RoutingStrategy {
   readonly name = 'session-affinity';
   private readonly bindings = new Map<string, Binding>();
   private readonly fallback: RoutingStrategy;
-  private readonly filters;
+  /** Filters applied before choosing (exposed so weighted combinations apply them too). */
+  readonly filters: readonly Filter[];
   private readonly maxSessions: number;
   private readonly ttlMs: number;
   private readonly mint: boolean;

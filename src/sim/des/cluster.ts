@@ -383,11 +383,12 @@ export class SimCluster {
       } else if (tA === tMin) {
         const idx = ai++;
         const spec = requests[idx]!;
+        let memo: number[] | undefined;
         const rr: RoutingRequest = {
           id: String(idx),
           model: this.opts.modelName,
           baseModel: this.opts.modelName,
-          promptTokens: () => Array.from(this.tokensOf(idx)),
+          promptTokens: () => (memo ??= Array.from(this.tokensOf(idx))),
           promptLength: spec.promptLen,
           maxTokens: spec.outputTokens,
           headers: {},

@@ -115,10 +115,14 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
   const stages: StageResult[] = wl.stages.map((s) => ({ index: s.index, ...(s.rate !== undefined ? { rate: s.rate } : {}), durationS: s.durationMs / 1000, ...phase([s.index], s.durationMs) }));
   const lastStage = wl.stages[wl.stages.length - 1];
   const workloadMs = lastStage ? lastStage.startMs + lastStage.durationMs : endMs;
-  const overall = phase(
-    wl.stages.map((s) => s.index),
-    Math.max(workloadMs, 1),
-  );
+  // One stage: the overall figures are the stage's (skip sorting the same samples twice).
+  const overall: PhaseResult =
+    stages.length === 1 && Math.abs(stages[0]!.durationS * 1000 - workloadMs) < 1e-6
+      ? { ttftMs: stages[0]!.ttftMs, e2eMs: stages[0]!.e2eMs, itlMs: stages[0]!.itlMs, throughput: stages[0]!.throughput, requests: stages[0]!.requests }
+      : phase(
+          wl.stages.map((s) => s.index),
+          Math.max(workloadMs, 1),
+        );
   let q = 0;
   let h = 0;
   let pre = 0;

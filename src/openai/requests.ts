@@ -89,33 +89,37 @@ function requireObject(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-function checkN(n: number | null | undefined): void {
-  if (n != null && n !== 1) {
-    throw new ApiError(400, `n=${n} is not supported: only n=1 is.`, BAD_REQUEST_TYPE, 400, 'n');
+function checkCommon(r: { n?: number | null; stream?: boolean | null; stream_options?: unknown }): void {
+  if (r.n != null && r.n !== 1) {
+    throw new ApiError(400, `n=${r.n} is not supported: only n=1 is.`, BAD_REQUEST_TYPE, 400, 'n');
+  }
+  // vLLM's model validator: "Stream options can only be defined when `stream=True`."
+  if (r.stream_options != null && r.stream !== true) {
+    throw new ApiError(400, 'Stream options can only be defined when `stream=True`.', BAD_REQUEST_TYPE, 400, 'stream_options');
   }
 }
 
 /**
  * Parses a `/v1/completions` body (already JSON-decoded).
  * @throws ApiError 400 `BadRequestError` with `param` = dotted field path on any schema violation,
- *   and for `n` other than 1 (only n=1 is supported).
+ *   for `n` other than 1 (only n=1 is supported) and for `stream_options` without `stream: true` (as vLLM).
  */
 export function parseCompletionRequest(body: unknown): CompletionRequest {
   const r = completionSchema.safeParse(requireObject(body));
   if (!r.success) throw zodToApiError(r.error);
-  checkN(r.data.n);
+  checkCommon(r.data);
   return r.data;
 }
 
 /**
  * Parses a `/v1/chat/completions` body (already JSON-decoded).
  * @throws ApiError 400 `BadRequestError` with `param` = dotted field path on any schema violation,
- *   and for `n` other than 1.
+ *   for `n` other than 1 and for `stream_options` without `stream: true`.
  */
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
   const r = chatSchema.safeParse(requireObject(body));
   if (!r.success) throw zodToApiError(r.error);
-  checkN(r.data.n);
+  checkCommon(r.data);
   return r.data;
 }
 

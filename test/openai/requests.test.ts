@@ -61,6 +61,8 @@ test('validation errors are 400 BadRequestError with the dotted field path', () 
   e = apiErr(() => parseCompletionRequest({ model: 'm', prompt: 'x', n: 2 }));
   assert.equal(e.param, 'n');
   assert.match(e.message, /n=2/);
+  e = apiErr(() => parseCompletionRequest({ model: 'm', prompt: 'x', stream_options: { include_usage: true } }));
+  assert.equal(e.param, 'stream_options');
   e = apiErr(() => parseCompletionRequest([1]));
   assert.equal(e.status, 400);
   e = apiErr(() => parseChatCompletionRequest({ model: 'm', messages: [] }));

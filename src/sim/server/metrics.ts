@@ -63,7 +63,10 @@ export interface FinishedRequestStats {
   promptTokens: number;
   generationTokens: number;
   cachedTokens: number;
+  /** `max_tokens` as the client sent it (undefined when absent). */
   maxTokensParam?: number;
+  /** Effective generation limit (max_tokens, or max_model_len - prompt when absent). */
+  maxGenerationTokens: number;
   /** Seconds; undefined when the phase never happened (aborted while waiting). */
   e2eS: number;
   queueS?: number;
@@ -200,7 +203,7 @@ export class SimMetrics {
     this.e2e.labels(L).observe(f.e2eS);
     this.reqPromptTokens.labels(L).observe(f.promptTokens);
     this.reqGenTokens.labels(L).observe(f.generationTokens);
-    this.reqMaxGenTokens.labels(L).observe(f.maxTokensParam ?? f.generationTokens);
+    this.reqMaxGenTokens.labels(L).observe(f.maxGenerationTokens);
     if (f.maxTokensParam !== undefined) this.reqParamsMaxTokens.labels(L).observe(f.maxTokensParam);
     this.reqParamsN.labels(L).observe(1);
     if (f.queueS !== undefined) this.queue.labels(L).observe(f.queueS);

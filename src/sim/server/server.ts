@@ -101,6 +101,14 @@ export interface SimServerOptions {
   engine?: Partial<EngineConfigInput>;
 }
 
+/** Every key `startSimServer` accepts (others are rejected, so a typo is not silently ignored). */
+export const SIM_SERVER_OPTION_KEYS: ReadonlyArray<keyof SimServerOptions> = [
+  'model', 'servedModelName', 'host', 'port', 'gpu', 'tensorParallelSize', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen',
+  'gpuMemoryUtilization', 'blockSize', 'enablePrefixCaching', 'kvOffloadGiB', 'numGpuBlocksOverride', 'enableLora', 'maxLoras',
+  'maxCpuLoras', 'maxLoraRank', 'loraModules', 'seed', 'timeScale', 'kvEventsEndpoint', 'kvEventsTopic', 'kvEventsReplayEndpoint',
+  'hashSeed', 'v0Metrics', 'allowRuntimeLoraUpdating', 'enablePromptTokensDetails', 'engine',
+];
+
 /** A running simulated engine. */
 export interface SimServerHandle {
   /** `http://host:port` (no trailing slash). */
@@ -218,6 +226,9 @@ function readBody(req: http.IncomingMessage): Promise<string> {
  *   or the listen/bind error.
  */
 export async function startSimServer(options: SimServerOptions): Promise<SimServerHandle> {
+  const unknown = Object.keys(options).filter((k) => !SIM_SERVER_OPTION_KEYS.includes(k as keyof SimServerOptions));
+  if (unknown.length > 0) throw new Error(`unknown simulator option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; known options: ${SIM_SERVER_OPTION_KEYS.join(', ')}`);
+  if (typeof options.model !== 'string' || !options.model) throw new Error('model: required (a catalog model id or alias)');
   const servedNames = options.servedModelName && options.servedModelName.length > 0 ? options.servedModelName : [options.model];
   const modelName = servedNames[0]!;
   const hashSeed = options.hashSeed ?? process.env.PYTHONHASHSEED ?? '0';
@@ -384,6 +395,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
         generationTokens: generated,
         cachedTokens: cached,
         ...(maxTokParam !== undefined && { maxTokensParam: maxTokParam }),
+        maxGenerationTokens: maxTokens,
         e2eS: (atMs - arrival) / 1000,
         ...(firstScheduled !== undefined && { queueS: Math.max(0, firstScheduled - arrival) / 1000, inferenceS: (atMs - firstScheduled) / 1000 }),
         ...(firstTokenAt !== undefined && firstScheduled !== undefined && { prefillS: (firstTokenAt - firstScheduled) / 1000, decodeS: (atMs - firstTokenAt) / 1000 }),

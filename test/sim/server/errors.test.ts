@@ -80,3 +80,17 @@ test('routes: 404 unknown path, 405 wrong method, health, version, load, tokeniz
   t = await postJson(`${srv.url}/tokenize`, { model: 'nope', prompt: 'x' });
   assert.equal(t.status, 404);
 });
+
+test('startSimServer rejects unknown options and bad engine fields by name', async () => {
+  const { startSimServer } = await import('../../../src/sim/server/server.ts');
+  await assert.rejects(startSimServer({ model: MODEL, maxNumSeq: 4 } as never), /unknown simulator option "maxNumSeq"; known options: model, /);
+  await assert.rejects(startSimServer({ model: 'no-such-model' }), /model: unknown model "no-such-model"; known models: /);
+  await assert.rejects(startSimServer({ model: MODEL, gpu: 'TPU' }), /gpu: unknown GPU "TPU"/);
+  await assert.rejects(startSimServer({ model: MODEL, timeScale: 0 }), /timeScale/);
+});
+
+test('stream_options without stream=true is a 400 (as vLLM)', async () => {
+  const r = await postJson(`${srv.url}/v1/completions`, { model: MODEL, prompt: 'x', stream_options: { include_usage: true } });
+  assert.equal(r.status, 400);
+  assert.equal(errorOf(r.text).param, 'stream_options');
+});

@@ -20,7 +20,7 @@
  * (= its last 8 bytes) as an unsigned 64-bit int (`maybe_convert_block_hash`). `hashBlockChain`
  * returns those `bigint`s; `hashBlockChainDigests` returns the digests.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { Encoder } from 'cbor-x';
 
 /** Default `PYTHONHASHSEED` value assumed for `NONE_HASH` (vLLM run with `PYTHONHASHSEED=0`). */
@@ -37,7 +37,9 @@ export function cborCanonical(value: unknown): Uint8Array {
 
 /** `sha256_cbor(x)`: SHA-256 over the canonical CBOR encoding of `x` (vllm/utils/hashing.py). 32 bytes. */
 export function sha256Cbor(value: unknown): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(cborCanonical(value)).digest());
+  const bytes = cborCanonical(value);
+  // one-shot crypto.hash (Node >= 20.12) is ~1.5x faster than createHash for block-sized inputs
+  return typeof oneShotHash === 'function' ? oneShotHash('sha256', bytes, 'buffer') : createHash('sha256').update(bytes).digest();
 }
 
 /** Options of the block-hash chain. */

@@ -294,3 +294,34 @@ test('config and catalogs: defaults, validation errors name the field, unknown n
   assert.ok(Math.abs(resolveModel('llama-3.1-8b').paramsTotal / 1e9 - 8.03) < 0.05);
   assert.ok(Math.abs(resolveModel('Qwen/Qwen2.5-72B-Instruct').paramsTotal / 1e9 - 72.7) < 0.3);
 });
+
+test('injected block hasher: called per full block with the parent chain and the LoRA name; events carry its hashes', () => {
+  const calls: [number, string | null, string | null][] = [];
+  const events: KvEvent[] = [];
+  const e = engine(
+    { enableLora: true },
+    {
+      hashBlock: (toks, parent, extra) => {
+        calls.push([toks.length, parent === null ? null : String(parent), extra]);
+        return `h${toks[0]}-${parent ?? 'root'}`;
+      },
+      onKvEvent: (ev) => events.push(ev),
+    },
+  );
+  e.loadAdapter('sql');
+  e.addRequest({ id: 'a', promptTokenIds: ids(40), maxTokens: 1, adapter: 'sql', arrivalMs: 0 }, 0);
+  assert.deepEqual(calls, [
+    [16, null, 'sql'],
+    [16, 'h1000-root', 'sql'],
+  ]);
+  drain(e);
+  const st = events.find((x) => x.type === 'BlockStored');
+  assert.ok(st && st.type === 'BlockStored');
+  assert.deepEqual(st.blockHashes, ['h1000-root', 'h1016-h1000-root']);
+  assert.equal(st.parentBlockHash, null);
+  assert.equal(st.loraName, 'sql');
+  assert.equal(st.loraId, 1);
+  assert.deepEqual(st.tokenIds, ids(32));
+  e.resetPrefixCache();
+  assert.equal(events.at(-1)!.type, 'AllBlocksCleared');
+});

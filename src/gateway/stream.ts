@@ -38,15 +38,31 @@ export function toTokenUsage(u: unknown): TokenUsage | undefined {
   };
 }
 
-/** Reads `usage` from a complete JSON response body; undefined when absent or not JSON. */
+/**
+ * Reads `usage` from a complete JSON response body; undefined when absent or not JSON.
+ * Parses only the `usage` object (located by a byte search and brace matching), not the whole body.
+ */
 export function usageFromJson(buf: Buffer): TokenUsage | undefined {
-  // Only parse when the body mentions usage at all (cheap byte search first).
-  if (buf.indexOf('"usage"') < 0) return undefined;
-  try {
-    return toTokenUsage((JSON.parse(buf.toString('utf8')) as { usage?: unknown }).usage);
-  } catch {
-    return undefined;
+  const i = buf.lastIndexOf('"usage"');
+  if (i < 0) return undefined;
+  const start = buf.indexOf(123 /* { */, i + 7);
+  if (start < 0) return undefined;
+  let depth = 0;
+  for (let j = start; j < buf.length; j++) {
+    const c = buf[j];
+    if (c === 123) depth++;
+    else if (c === 125 && --depth === 0) {
+      try {
+        return toTokenUsage(JSON.parse(buf.toString('utf8', start, j + 1)));
+      } catch {
+        return undefined;
+      }
+    } else if (c === 34 /* " */) {
+      // skip a string (usage holds only numbers and keys, but be safe)
+      for (j++; j < buf.length && buf[j] !== 34; j++) if (buf[j] === 92) j++;
+    }
   }
+  return undefined;
 }
 
 /** Observes an SSE stream (read-only): usage and the number of data events. */

@@ -1,0 +1,330 @@
+/**
+ * `npm run bench:gateway`: the gateway's overhead against one trivial upstream, in one run, next to
+ * direct access, nginx (one worker) and the Portkey gateway (`@portkey-ai/gateway`).
+ *
+ * Setup (all on loopback, each proxy in its own process):
+ * - upstream: an nginx instance answering every request with a fixed 300-byte chat-completion JSON
+ *   (`return 200`), so the upstream costs as little CPU as possible;
+ * - direct: the load generator talks to the upstream itself (the baseline);
+ * - inferplane: `node bin/inferplane.js gateway -c <fleet>` (single process, `least-request`,
+ *   request logs at info level written to /dev/null, metrics scraping on);
+ * - nginx: one worker (`worker_processes 1`), `proxy_pass` with an upstream keepalive pool;
+ * - portkey: `@portkey-ai/gateway` on Node, provider `openai` with `x-portkey-custom-host` pointing at
+ *   the upstream.
+ * Two measurements per target:
+ * 1. saturation: autocannon, `BENCH_CONNECTIONS` (default 32) connections for `BENCH_DURATION_S`
+ *    (default 10) seconds after a 2 s warm-up: requests/s and latency p50/p99 (autocannon, ms);
+ * 2. fixed rate: an open-loop client sending 1,000 requests/s for `BENCH_RATE_S` (default 8)
+ *    seconds through an undici pool, timing each request with `process.hrtime` (µs resolution):
+ *    p50/p99 and the added p50/p99 over direct access.
+ * Targets (issue 3): inferplane >= 50% of nginx's requests/s, >= 10x Portkey's, < 1 ms added p50 at
+ * 1,000 requests/s. Results go to docs/benchmarks/gateway.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import { freePort } from '../src/fleet/managed.ts';
+
+/** The part of autocannon's API used here (the package ships no types). */
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+const autocannon = createRequire(import.meta.url)('autocannon') as (o: Record<string, unknown>) => Promise<AutocannonResult>;
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 6);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const RATE = 1000;
+const RATE_S = Number(process.env.BENCH_RATE_S ?? 5);
+const MODEL = 'bench-model';
+const REQ_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hello, how are you today?' }], max_tokens: 16 });
+const RESP_BODY = JSON.stringify({
+  id: 'chatcmpl-bench',
+  object: 'chat.completion',
+  created: 1700000000,
+  model: MODEL,
+  choices: [{ index: 0, message: { role: 'assistant', content: 'I am fine, thank you for asking.' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 },
+});
+
+interface Target {
+  name: string;
+  url: string;
+  path: string;
+  headers: Record<string, string>;
+}
+
+const children: ChildProcess[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'inferplane-bench-gw-'));
+
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+function nginxConf(name: string, port: number, body: string): string {
+  const prefix = join(dir, name);
+  mkdirSync(prefix, { recursive: true });
+  const file = join(prefix, 'nginx.conf');
+  writeFileSync(
+    file,
+    `daemon off;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 65s;
+${body.replaceAll('PORT', String(port))}
+}
+`,
+  );
+  return file;
+}
+
+function startNginx(name: string, port: number, body: string): ChildProcess {
+  const conf = nginxConf(name, port, body);
+  const c = spawn('nginx', ['-c', conf, '-p', join(dir, name), '-e', join(dir, name, 'error.log')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(c);
+  return c;
+}
+
+async function waitHttp(url: string, init: RequestInit = {}, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url, init);
+      await r.arrayBuffer();
+      if (r.status < 500) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > end) throw new Error(`${url} did not come up`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+async function saturation(t: Target, seconds: number): Promise<{ rps: number; p50: number; p99: number; errors: number; non2xx: number }> {
+  const r = await autocannon({
+    url: t.url + t.path,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...t.headers },
+    body: REQ_BODY,
+    connections: CONNECTIONS,
+    duration: seconds,
+    pipelining: 1,
+  });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+}
+
+/** Open-loop fixed-rate run; latencies in ms (µs resolution). */
+async function fixedRate(t: Target, rate: number, seconds: number): Promise<{ p50: number; p99: number; sent: number; failed: number; achievedRps: number }> {
+  const pool = new Pool(t.url, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 });
+  const lat: number[] = [];
+  let failed = 0;
+  const total = rate * seconds;
+  const start = process.hrtime.bigint();
+  const inflight: Promise<void>[] = [];
+  const one = async () => {
+    const t0 = process.hrtime.bigint();
+    try {
+      const r = await pool.request({ path: t.path, method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: REQ_BODY });
+      await r.body.arrayBuffer();
+      if (r.statusCode !== 200) failed++;
+      else lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    } catch {
+      failed++;
+    }
+  };
+  for (let i = 0; i < total; i++) {
+    const due = start + BigInt(Math.round((i * 1e9) / rate));
+    const now = process.hrtime.bigint();
+    if (due > now) {
+      const waitMs = Number(due - now) / 1e6;
+      if (waitMs >= 1) await new Promise((r) => setTimeout(r, Math.floor(waitMs)));
+    }
+    inflight.push(one());
+    if (inflight.length > 4096) await Promise.all(inflight.splice(0, 2048));
+  }
+  await Promise.all(inflight);
+  const elapsedS = Number(process.hrtime.bigint() - start) / 1e9;
+  await pool.close();
+  lat.sort((a, b) => a - b);
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99), sent: total, failed, achievedRps: total / elapsedS };
+}
+
+async function main(): Promise<void> {
+  const [upPort, ngPort, gwPort, pkPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  // 1. Upstream: nginx returning a fixed body.
+  startNginx('upstream', upPort, `  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      default_type application/json;\n      return 200 '${RESP_BODY}';\n    }\n  }`);
+  await waitHttp(`http://127.0.0.1:${upPort}/health`);
+  // 2. nginx as a proxy, one worker, keepalive to the upstream.
+  startNginx(
+    'proxy',
+    ngPort,
+    `  upstream up { server 127.0.0.1:${upPort}; keepalive 128; }\n  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n    }\n  }`,
+  );
+  await waitHttp(`http://127.0.0.1:${ngPort}/health`);
+  // 3. inferplane gateway.
+  const fleet = join(dir, 'fleet.yaml');
+  writeFileSync(fleet, `gateway:\n  port: ${gwPort}\n  routing: least-request\n  logLevel: info\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
+  const gw = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(gw);
+  await waitHttp(`http://127.0.0.1:${gwPort}/health`);
+  // 4. Portkey.
+  let portkeyError: string | undefined;
+  const pkHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-unused' };
+  try {
+    const pk = spawn(process.execPath, [resolve('node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${pkPort}`, '--headless'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
+    children.push(pk);
+    let err = '';
+    pk.stderr!.on('data', (d) => (err += d));
+    await waitHttp(`http://127.0.0.1:${pkPort}/`, {}, 30_000).catch((e) => {
+      throw new Error(`${(e as Error).message}; stderr: ${err.slice(0, 500)}`);
+    });
+    const probe = await fetch(`http://127.0.0.1:${pkPort}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...pkHeaders }, body: REQ_BODY });
+    const txt = await probe.text();
+    if (probe.status !== 200 || !txt.includes('chat.completion')) throw new Error(`Portkey answered ${probe.status}: ${txt.slice(0, 300)}`);
+  } catch (e) {
+    portkeyError = (e as Error).message;
+  }
+
+  const targets: Target[] = [
+    { name: 'direct', url: `http://127.0.0.1:${upPort}`, path: '/v1/chat/completions', headers: {} },
+    { name: 'inferplane', url: `http://127.0.0.1:${gwPort}`, path: '/v1/chat/completions', headers: {} },
+    { name: 'nginx', url: `http://127.0.0.1:${ngPort}`, path: '/v1/chat/completions', headers: {} },
+  ];
+  if (!portkeyError) targets.push({ name: 'portkey', url: `http://127.0.0.1:${pkPort}`, path: '/v1/chat/completions', headers: pkHeaders });
+
+  // Sanity: every target returns the upstream's body.
+  for (const t of targets) {
+    const r = await fetch(t.url + t.path, { method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: REQ_BODY });
+    const j = (await r.json()) as { id?: string };
+    if (r.status !== 200 || j.id !== 'chatcmpl-bench') throw new Error(`${t.name}: unexpected answer ${r.status}`);
+  }
+
+  // Rounds interleave the targets so that load changes on a shared machine hit all of them alike;
+  // each figure is the median over rounds.
+  type Sat = Awaited<ReturnType<typeof saturation>>;
+  type Fixed = Awaited<ReturnType<typeof fixedRate>>;
+  const satRuns: Record<string, Sat[]> = {};
+  const fixedRuns: Record<string, Fixed[]> = {};
+  for (const t of targets) {
+    process.stderr.write(`[bench:gateway] ${t.name}: warm-up\n`);
+    await saturation(t, 2);
+  }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const t of targets) {
+      const s = await saturation(t, DURATION_S);
+      const f = await fixedRate(t, RATE, RATE_S);
+      (satRuns[t.name] ??= []).push(s);
+      (fixedRuns[t.name] ??= []).push(f);
+      process.stderr.write(`[bench:gateway] round ${round}/${ROUNDS} ${t.name}: ${s.rps.toFixed(0)} req/s; @${RATE}/s p50 ${f.p50.toFixed(3)} ms\n`);
+    }
+  }
+  const med = (xs: number[]) => {
+    const a = [...xs].sort((x, y) => x - y);
+    return a[Math.floor((a.length - 1) / 2)]!;
+  };
+  const sat: Record<string, Sat> = {};
+  const fixed: Record<string, Fixed> = {};
+  for (const t of targets) {
+    const S = satRuns[t.name]!;
+    const F = fixedRuns[t.name]!;
+    sat[t.name] = { rps: med(S.map((x) => x.rps)), p50: med(S.map((x) => x.p50)), p99: med(S.map((x) => x.p99)), errors: S.reduce((a, x) => a + x.errors, 0), non2xx: S.reduce((a, x) => a + x.non2xx, 0) };
+    fixed[t.name] = { p50: med(F.map((x) => x.p50)), p99: med(F.map((x) => x.p99)), sent: F.reduce((a, x) => a + x.sent, 0), failed: F.reduce((a, x) => a + x.failed, 0), achievedRps: med(F.map((x) => x.achievedRps)) };
+  }
+  const perRound = targets.map((t) => `| ${t.name} | ${satRuns[t.name]!.map((x) => x.rps.toFixed(0)).join(' / ')} | ${fixedRuns[t.name]!.map((x) => x.p50.toFixed(3)).join(' / ')} |`).join('\n');
+
+  const d = fixed.direct!;
+  const ds = sat.direct!;
+  const row = (n: string) => {
+    const s = sat[n]!;
+    const f = fixed[n]!;
+    return `| ${n} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${n === 'direct' ? '-' : `+${(s.p50 - ds.p50).toFixed(2)} / +${(s.p99 - ds.p99).toFixed(2)}`} | ${f.achievedRps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${n === 'direct' ? '-' : `+${(f.p50 - d.p50).toFixed(3)} / +${(f.p99 - d.p99).toFixed(3)}`} | ${s.errors + s.non2xx + f.failed} |`;
+  };
+  const ip = sat.inferplane!.rps;
+  const vsNginx = ip / sat.nginx!.rps;
+  const vsPortkey = sat.portkey ? ip / sat.portkey.rps : undefined;
+  const addedP50 = fixed.inferplane!.p50 - d.p50;
+  const checks = [
+    `- inferplane / nginx requests/s: **${(vsNginx * 100).toFixed(0)}%** (target >= 50%): ${vsNginx >= 0.5 ? 'met' : 'NOT met'}`,
+    vsPortkey !== undefined ? `- inferplane / Portkey requests/s: **${vsPortkey.toFixed(1)}x** (target >= 10x): ${vsPortkey >= 10 ? 'met' : 'NOT met'}` : `- Portkey: not measured (${portkeyError})`,
+    `- inferplane added p50 at ${RATE} req/s: **${(addedP50 * 1000).toFixed(0)} µs** (target < 1 ms): ${addedP50 < 1 ? 'met' : 'NOT met'}`,
+  ];
+  const date = new Date().toISOString();
+  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}`;
+  const md = `# Gateway overhead benchmark
+
+- Date: ${date}
+- Machine: ${machine} (shared with other work; every process of the run — load generator, proxies, upstream — runs on these cores)
+- Command: \`npm run bench:gateway\` (env: BENCH_DURATION_S=${DURATION_S}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_RATE_S=${RATE_S})
+
+Upstream: nginx returning a fixed ${RESP_BODY.length}-byte chat completion. Request: a ${REQ_BODY.length}-byte \`POST /v1/chat/completions\`.
+inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on.
+nginx: 1.22, one worker, upstream keepalive 128. Portkey: \`@portkey-ai/gateway\` 1.15.2 on Node, provider \`openai\` with \`x-portkey-custom-host\`.
+
+${ROUNDS} rounds; in each round every target gets a saturation run then a fixed-rate run (targets interleaved so machine-load changes hit all alike); figures are medians over rounds.
+Saturation: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s (after one 2 s warm-up per target); latency in ms (autocannon's ms resolution).
+Fixed rate: open-loop ${RATE} requests/s for ${RATE_S} s through an undici pool, per-request \`hrtime\` (ms with µs resolution). "Added" = target minus direct.
+
+| target | req/s (saturation) | p50 ms | p99 ms | added p50 / p99 ms | achieved req/s (fixed) | p50 ms @${RATE}/s | p99 ms @${RATE}/s | added p50 / p99 ms @${RATE}/s | errors |
+|---|---|---|---|---|---|---|---|---|---|
+${targets.map((t) => row(t.name)).join('\n')}
+
+Per round (saturation req/s; fixed-rate p50 ms):
+
+| target | req/s per round | p50 ms @${RATE}/s per round |
+|---|---|---|
+${perRound}
+
+## Against the targets
+
+${checks.join('\n')}
+${portkeyError ? `\nPortkey could not be measured in this run: ${portkeyError}\n` : ''}
+## Reading the numbers
+
+- On 2 shared cores the load generator, the proxy under test and the upstream compete for CPU, so
+  absolute requests/s are low and noisy; the ratios between targets measured in the same run are
+  what this page is for. Re-run with \`npm run bench:gateway\` on the machine you care about.
+- inferplane does more per request than nginx: one JSON parse of the body, model lookup, strategy
+  selection and routing over live endpoint state, in-flight accounting, prom-client metrics, a
+  pino log line, and a JSON parse of the (small) response body to count usage.
+`;
+  mkdirSync('docs/benchmarks', { recursive: true });
+  writeFileSync('docs/benchmarks/gateway.md', md);
+  process.stdout.write(md);
+}
+
+main()
+  .then(() => {
+    cleanup();
+    process.exit(0);
+  })
+  .catch((e) => {
+    process.stderr.write(`bench:gateway failed: ${(e as Error).stack ?? e}\n`);
+    cleanup();
+    process.exit(1);
+  });

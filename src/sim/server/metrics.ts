@@ -8,10 +8,10 @@
  * `vllm:lora_requests_info` carries only `max_lora`, `running_lora_adapters`,
  * `waiting_lora_adapters`, value = Unix time of the last update (created only with LoRA enabled).
  *
- * Formatting differences from Python's prometheus_client (harmless to Prometheus parsers, noted for
- * exact-string consumers): sample values are printed as JS numbers (`3` not `3.0`), labels in
- * declaration order rather than sorted, and no `_created` series. Bucket bounds are rewritten to
- * Python's float form (`le="1.0"`) so consumers keyed on the `le` string see vLLM's strings.
+ * Formatting vs Python's prometheus_client: label sets are printed sorted by name and bucket bounds
+ * in Python's float form (`le="1.0"`), as vLLM's output has them; differences left (harmless to
+ * Prometheus parsers): sample values print as JS numbers (`3` not `3.0`) and there are no
+ * `_created` series.
  *
  * With `v0Metrics`, the V0 / early-V1 names are added for old clients (reference §1.4):
  * `vllm:gpu_cache_usage_perc`, `vllm:cpu_cache_usage_perc`, `vllm:num_requests_swapped`,
@@ -45,6 +45,24 @@ export const ITERATION_TOKEN_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2
 export const PARAMS_N_BUCKETS = [1, 2, 5, 10, 20];
 /** `request_success_total{finished_reason}` values, pre-created at 0 (`FINISH_REASON_STRINGS`). */
 export const FINISH_REASONS = ['stop', 'length', 'abort', 'error'] as const;
+
+const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * Rewrites one exposition line the way Python's prometheus_client prints it: labels sorted by name,
+ * integer bucket bounds as floats (`le="1"` -> `le="1.0"`). Comment lines pass unchanged.
+ */
+export function pythonStyleLabels(line: string): string {
+  if (line.startsWith('#')) return line;
+  const open = line.indexOf('{');
+  if (open < 0) return line;
+  const close = line.lastIndexOf('}');
+  if (close < open) return line;
+  const pairs: Array<[string, string]> = [];
+  for (const m of line.slice(open + 1, close).matchAll(LABEL_RE)) pairs.push([m[1]!, m[1] === 'le' && /^-?\d+$/.test(m[2]!) ? `${m[2]}.0` : m[2]!]);
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return `${line.slice(0, open)}{${pairs.map(([k, v]) => `${k}="${v}"`).join(',')}${line.slice(close)}`;
+}
 
 /** Static facts the metrics describe. */
 export interface SimMetricsConfig {
@@ -242,11 +260,18 @@ export class SimMetrics {
       this.v0.hitRate.labels(m).set(c.prefixCacheQueries > 0 ? c.prefixCacheHits / c.prefixCacheQueries : 0);
     }
     this.lastCounters = { prefixQueries: c.prefixCacheQueries, prefixHits: c.prefixCacheHits, preemptions: c.preemptions };
-    if (this.loraInfo) {
-      this.loraInfo
-        .labels({ max_lora: String(this.cfg.maxLoras), running_lora_adapters: s.runningAdapters.join(','), waiting_lora_adapters: s.waitingAdapters.join(',') })
-        .set(unixS);
-    }
+    this.refreshLora(s, unixS);
+  }
+
+  /**
+   * Stamps `vllm:lora_requests_info` for the current running/waiting adapter sets (vLLM does this on
+   * every scheduler update; old label sets linger with their last timestamp). No-op without LoRA.
+   */
+  refreshLora(s: Pick<EngineSnapshot, 'runningAdapters' | 'waitingAdapters'>, unixS: number): void {
+    if (!this.loraInfo) return;
+    this.loraInfo
+      .labels({ max_lora: String(this.cfg.maxLoras), running_lora_adapters: s.runningAdapters.join(','), waiting_lora_adapters: s.waitingAdapters.join(',') })
+      .set(unixS);
   }
 
   /** Content type of `render()`'s text. */
@@ -257,6 +282,6 @@ export class SimMetrics {
   /** The exposition text (bucket bounds in Python float form, e.g. `le="1.0"`). */
   async render(): Promise<string> {
     const text = await this.registry.metrics();
-    return text.replace(/le="(-?\d+)"/g, 'le="$1.0"');
+    return text.split('\n').map(pythonStyleLabels).join('\n');
   }
 }

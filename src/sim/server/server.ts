@@ -305,6 +305,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     timeScale,
     onStep: (res) => {
       metrics.observeStep(res.prefillTokens + res.decodeRequests);
+      if (config.enableLora) metrics.refreshLora(core.snapshot(), Date.now() / 1000);
       flushEvents();
     },
   });

@@ -105,6 +105,15 @@ test('/metrics with LoRA and V0 names', async (t) => {
   assert.deepEqual(Object.keys(newest.labels).sort(), ['max_lora', 'running_lora_adapters', 'waiting_lora_adapters']);
   assert.equal(newest.labels.max_lora, '2');
   assert.ok(newest.value > 1.6e9, 'value is a Unix timestamp');
+  assert.ok(lora.samples.some((x) => x.labels.running_lora_adapters === 'sql'), 'the adapter was seen running (stamped on engine steps)');
   for (const name of ['vllm:gpu_cache_usage_perc', 'vllm:cpu_cache_usage_perc', 'vllm:num_requests_swapped', 'vllm:gpu_prefix_cache_hit_rate', 'vllm:time_per_output_token_seconds']) assert.ok(parsed.has(name), name);
   assert.equal(parsed.get('vllm:gpu_cache_usage_perc')!.type, 'gauge');
+});
+
+test('exposition lines are printed like prometheus_client: sorted labels, float bucket bounds', async () => {
+  const { pythonStyleLabels } = await import('../../../src/sim/server/metrics.ts');
+  assert.equal(pythonStyleLabels('vllm:x_bucket{model_name="m",engine="0",le="5"} 3'), 'vllm:x_bucket{engine="0",le="5.0",model_name="m"} 3');
+  assert.equal(pythonStyleLabels('vllm:x_bucket{le="+Inf",model_name="a,\\"b"} 1'), 'vllm:x_bucket{le="+Inf",model_name="a,\\"b"} 1');
+  assert.equal(pythonStyleLabels('# HELP a {b="c"}'), '# HELP a {b="c"}');
+  assert.equal(pythonStyleLabels('plain 1'), 'plain 1');
 });

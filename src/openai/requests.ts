@@ -258,3 +258,20 @@ export function buildUsageChunk(kind: 'completion' | 'chat', id: string, model: 
     ? { id, object: 'chat.completion.chunk', created: createdS, model, choices: [], usage }
     : { id, object: 'text_completion', created: createdS, model, choices: [], usage };
 }
+
+/**
+ * A fast serializer for the common streamed chunk (content only, no finish reason, no usage):
+ * returns `text => 'data: <json>\n\n'` whose JSON equals `buildCompletionChunk(...)` /
+ * `buildChatChunk(..., text)` for that text, with the constant parts serialized once per stream.
+ */
+export function contentChunkFrame(kind: 'completion' | 'chat', id: string, model: string, createdS: number): (text: string) => string {
+  const head = `data: {"id":${JSON.stringify(id)},"object":"${kind === 'chat' ? 'chat.completion.chunk' : 'text_completion'}","created":${createdS},"model":${JSON.stringify(model)},"choices":[{"index":0,`;
+  if (kind === 'chat') {
+    const pre = `${head}"delta":{"content":`;
+    const post = '},"logprobs":null,"finish_reason":null}]}\n\n';
+    return (text) => pre + JSON.stringify(text) + post;
+  }
+  const pre = `${head}"text":`;
+  const post = ',"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n';
+  return (text) => pre + JSON.stringify(text) + post;
+}

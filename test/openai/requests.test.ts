@@ -91,3 +91,14 @@ test('response builders carry usage and cached tokens', () => {
   assert.deepEqual(uc.choices, []);
   assert.equal(uc.object, 'chat.completion.chunk');
 });
+
+test('contentChunkFrame serializes exactly what the chunk builders build', async () => {
+  const { contentChunkFrame, buildCompletionChunk, buildChatChunk } = await import('../../src/openai/requests.ts');
+  for (const text of ['', ' hello', 'quote " and \\ and \n and é']) {
+    const c = contentChunkFrame('completion', 'cmpl-1', 'm"x', 5)(text);
+    assert.ok(c.startsWith('data: ') && c.endsWith('\n\n'));
+    assert.deepEqual(JSON.parse(c.slice(6)), buildCompletionChunk('cmpl-1', 'm"x', 5, text));
+    const h = contentChunkFrame('chat', 'chatcmpl-1', 'm', 5)(text);
+    assert.deepEqual(JSON.parse(h.slice(6)), buildChatChunk('chatcmpl-1', 'm', 5, text));
+  }
+});

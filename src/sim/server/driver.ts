@@ -100,46 +100,65 @@ export class WallClockDriver {
     this.timer = setImmediate(() => this.loop());
   }
 
-  private schedule(atEngineMs: number, fn: () => void): void {
-    const delayWall = atEngineMs / this.opts.timeScale + this.wall0 - this.wall();
-    this.timer = delayWall >= 1 ? setTimeout(fn, delayWall) : setImmediate(fn);
+  /** Wall ms the loop may spend running overdue steps back to back before yielding to I/O. */
+  private static readonly SLICE_MS = 5;
+
+  private deliver(res: StepResult, start: number, end: number): void {
+    this.engineMs = end;
+    this.opts.onStep?.(res, start, end);
+    for (const out of res.outputs) {
+      const l = this.listeners.get(out.requestId);
+      if (!l) continue;
+      if (out.finished) this.listeners.delete(out.requestId);
+      l.onOutput(out, start, end);
+    }
   }
 
+  /**
+   * Runs steps while the core has work. A step whose end time has already passed on the wall clock
+   * (the process is behind, or the time scale is high) is delivered at once and the next one run in
+   * the same slice (up to SLICE_MS of wall time, then the loop yields to I/O); otherwise the loop
+   * sleeps until the step's end.
+   */
   private loop(): void {
     this.timer = null;
-    if (this.closed) return;
-    if (!this.core.hasWork()) {
-      this.running = false;
-      this.pendingEndMs = Infinity;
-      return;
-    }
-    const start = this.engineMs;
-    const res = this.core.step(start);
-    if (res.durationMs <= 0 && res.outputs.length === 0) {
-      // nothing schedulable now (e.g. waiting for a LoRA slot): retry shortly on the wall clock
-      this.engineMs = Math.max(start, this.nowMs());
-      this.opts.onStep?.(res, start, start);
-      this.timer = setTimeout(() => {
-        this.engineMs = Math.max(this.engineMs, this.nowMs());
-        this.loop();
-      }, 1);
-      return;
-    }
-    const end = start + res.durationMs;
-    this.pendingEndMs = end;
-    this.schedule(end, () => {
-      this.timer = null;
-      this.pendingEndMs = Infinity;
+    const sliceStart = this.wall();
+    for (;;) {
       if (this.closed) return;
-      this.engineMs = end;
-      this.opts.onStep?.(res, start, end);
-      for (const out of res.outputs) {
-        const l = this.listeners.get(out.requestId);
-        if (!l) continue;
-        if (out.finished) this.listeners.delete(out.requestId);
-        l.onOutput(out, start, end);
+      if (!this.core.hasWork()) {
+        this.running = false;
+        this.pendingEndMs = Infinity;
+        return;
       }
-      this.loop();
-    });
+      const start = this.engineMs;
+      const res = this.core.step(start);
+      if (res.durationMs <= 0 && res.outputs.length === 0) {
+        // nothing schedulable now (e.g. waiting for a LoRA slot): retry shortly on the wall clock
+        this.engineMs = Math.max(start, this.nowMs());
+        this.opts.onStep?.(res, start, start);
+        this.timer = setTimeout(() => {
+          this.engineMs = Math.max(this.engineMs, this.nowMs());
+          this.loop();
+        }, 1);
+        return;
+      }
+      const end = start + res.durationMs;
+      const now = this.wall();
+      const delayWall = end / this.opts.timeScale + this.wall0 - now;
+      if (delayWall <= 0 && now - sliceStart < WallClockDriver.SLICE_MS) {
+        this.deliver(res, start, end);
+        continue;
+      }
+      this.pendingEndMs = end;
+      const fire = (): void => {
+        this.timer = null;
+        this.pendingEndMs = Infinity;
+        if (this.closed) return;
+        this.deliver(res, start, end);
+        this.loop();
+      };
+      this.timer = delayWall >= 1 ? setTimeout(fire, delayWall) : setImmediate(fire);
+      return;
+    }
   }
 }

@@ -23,6 +23,7 @@ import {
   buildCompletionResponse,
   buildUsage,
   buildUsageChunk,
+  contentChunkFrame,
   parseChatCompletionRequest,
   parseCompletionRequest,
   parseJsonBody,
@@ -202,6 +203,53 @@ function sendError(res: http.ServerResponse, e: ApiError): void {
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Collects the SSE frames a response gets during one macrotask and writes them once (one socket
+ * write per response per tick instead of one per token when several engine steps run back to back).
+ */
+class CoalescingWriter {
+  private buf = '';
+  constructor(
+    private readonly res: http.ServerResponse,
+    private readonly flusher: Flusher,
+  ) {}
+  push(s: string): void {
+    if (this.buf === '') this.flusher.mark(this);
+    this.buf += s;
+  }
+  end(s: string): void {
+    this.flusher.unmark(this);
+    const b = this.buf + s;
+    this.buf = '';
+    if (!this.res.writableEnded) this.res.end(b);
+  }
+  flush(): void {
+    if (this.buf !== '' && !this.res.writableEnded) this.res.write(this.buf);
+    this.buf = '';
+  }
+}
+
+/** Flushes every marked writer on the next `setImmediate`. */
+class Flusher {
+  private readonly dirty = new Set<CoalescingWriter>();
+  private scheduled = false;
+  mark(w: CoalescingWriter): void {
+    this.dirty.add(w);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flushAll());
+    }
+  }
+  unmark(w: CoalescingWriter): void {
+    this.dirty.delete(w);
+  }
+  flushAll(): void {
+    this.scheduled = false;
+    for (const w of this.dirty) w.flush();
+    this.dirty.clear();
+  }
+}
+
 function readBody(req: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -327,6 +375,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
   const vocab: WordVocab = wordVocab(tokenizer);
   const createdS = Math.floor(Date.now() / 1000);
   let reqCounter = 0;
+  const flusher = new Flusher();
 
   const resolveModelName = (name: string | undefined): { adapter?: string } => {
     if (name === undefined || servedNames.includes(name)) return {};
@@ -378,6 +427,8 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     const coreId = `r${++reqCounter}`;
     const model = parsed.model;
     const text = new TextStream(vocab, rseed);
+    const frame = contentChunkFrame(kind, id, model, createdS);
+    const writer = new CoalescingWriter(res, flusher);
     let out = '';
     let generated = 0;
     let cached = 0;
@@ -421,25 +472,26 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
       }
       const reason: FinishReason = o.finished ? (o.finishReason === 'abort' ? 'abort' : endReason) : null;
       if (stream) {
-        if (piece || reason) {
-          let chunk;
-          if (kind === 'chat') {
-            if (o.firstToken || (piece && generated === o.newTokens)) res.write(sseData(buildChatChunk(id, model, createdS, '', null, true)));
-            chunk = buildChatChunk(id, model, createdS, piece, reason);
-          } else chunk = buildCompletionChunk(id, model, createdS, piece, reason);
+        let frames = '';
+        if (kind === 'chat' && piece && generated === o.newTokens) frames += sseData(buildChatChunk(id, model, createdS, '', null, true));
+        if (piece && !reason && !continuousUsage) frames += frame(piece);
+        else if (piece || reason) {
+          const chunk = kind === 'chat' ? buildChatChunk(id, model, createdS, piece, reason) : buildCompletionChunk(id, model, createdS, piece, reason);
           if (continuousUsage) chunk.usage = usage();
-          res.write(sseData(chunk));
+          frames += sseData(chunk);
         }
-      } else out += piece;
+        if (o.finished) {
+          finish(reason === 'abort' ? 'abort' : endReason, at);
+          if (includeUsage) frames += sseData(buildUsageChunk(kind, id, model, createdS, usage()));
+          writer.end(frames + SSE_DONE_FRAME);
+        } else if (frames) writer.push(frames);
+        return;
+      }
+      out += piece;
       if (o.finished) {
         finish(reason === 'abort' ? 'abort' : endReason, at);
-        if (stream) {
-          if (includeUsage) res.write(sseData(buildUsageChunk(kind, id, model, createdS, usage())));
-          res.end(SSE_DONE_FRAME);
-        } else {
-          const u = usage();
-          sendJson(res, 200, kind === 'chat' ? buildChatResponse(id, model, createdS, out, reason, u) : buildCompletionResponse(id, model, createdS, out, reason, u));
-        }
+        const u = usage();
+        sendJson(res, 200, kind === 'chat' ? buildChatResponse(id, model, createdS, out, reason, u) : buildCompletionResponse(id, model, createdS, out, reason, u));
       }
     };
 

@@ -180,7 +180,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
   };
 
   /** Sends one request and resolves with its record (also passed to onRecord). */
-  const send = async (spec: RequestSpec, scheduledMs: number, body: Record<string, unknown>, promptTokensSent: number, session?: { id: string; turn: number }): Promise<{ rec: RequestRecord; text: string } | null> => {
+  const send = async (spec: RequestSpec, scheduledMs: number, payload: string, promptTokensSent: number, session?: { id: string; turn: number }): Promise<{ rec: RequestRecord; text: string } | null> => {
     pending++; // synchronously, before any await, so the run cannot look finished meanwhile
     if (sem) {
       const got = await sem.acquire();
@@ -195,7 +195,6 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
     controllers.add(ctl);
     inFlight++;
     sent++;
-    const payload = JSON.stringify(body);
     const sentAt = now();
     const sentMs = sentAt - t0;
     const { text: _text, ...specNoText } = spec;
@@ -373,7 +372,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
       const user = promptOf(turn.request);
       history.push({ role: 'user', content: user });
       ctxTokens += turn.request.inputTokens;
-      const r = await send(turn.request, at, bodyFor([...history], turn.request), ctxTokens, { id: session.id, turn: k });
+      const r = await send(turn.request, at, JSON.stringify(bodyFor(history, turn.request)), ctxTokens, { id: session.id, turn: k });
       if (!r) return;
       const { rec, text } = r;
       // A failed turn ends the session: later turns would build on a reply that never came.
@@ -387,10 +386,27 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
     }
   };
 
-  const launch = (s: ScheduledItem): void => {
+  // Request bodies (prompt text + JSON) are built ahead of their send time while the loop is idle,
+  // so the send path is only the HTTP call.
+  const prepared = new Map<number, string>();
+  let prepIndex = 0;
+  const payloadOf = (spec: RequestSpec): string => JSON.stringify(bodyFor(promptOf(spec), spec));
+  /** Prepares bodies due before `untilMs`, stopping at `deadlineMs` (run time) to stay on schedule. */
+  const prepareAhead = (untilMs: number, deadlineMs: number): void => {
+    if (prepIndex < schedIndex) prepIndex = schedIndex;
+    while (prepIndex < items.length && prepared.size < 512 && items[prepIndex]!.atMs <= untilMs && now() - t0 < deadlineMs) {
+      const s = items[prepIndex]!;
+      if (s.item.kind === 'request') prepared.set(prepIndex, payloadOf(s.item.request));
+      prepIndex++;
+    }
+  };
+
+  const launch = (s: ScheduledItem, index: number): void => {
     if (s.item.kind === 'request') {
       const spec = s.item.request;
-      void send(spec, s.atMs, bodyFor(promptOf(spec), spec), spec.inputTokens).then(maybeFinish);
+      const payload = prepared.get(index) ?? payloadOf(spec);
+      prepared.delete(index);
+      void send(spec, s.atMs, payload, spec.inputTokens).then(maybeFinish);
     } else {
       const p: Promise<void> = runSession(s.item.session, s.atMs).finally(() => {
         sessionsAlive.delete(p);
@@ -405,13 +421,21 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
     immediate = undefined;
     if (stopped) return;
     const t = now() - t0;
-    while (schedIndex < items.length && items[schedIndex]!.atMs <= t) launch(items[schedIndex++]!);
+    while (schedIndex < items.length && items[schedIndex]!.atMs <= t) {
+      launch(items[schedIndex]!, schedIndex);
+      schedIndex++;
+    }
     if (schedIndex >= items.length) {
       schedulingDone = true;
       maybeFinish();
       return;
     }
-    const wait = items[schedIndex]!.atMs - (now() - t0);
+    let wait = items[schedIndex]!.atMs - (now() - t0);
+    if (wait > 0.5) {
+      const nextAt = items[schedIndex]!.atMs;
+      prepareAhead(nextAt + 50, nextAt - 0.5);
+      wait = items[schedIndex]!.atMs - (now() - t0);
+    }
     if (wait > 2) timer = setTimeout(tick, wait - 2);
     else immediate = setImmediate(tick);
   };
@@ -429,6 +453,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
       stopped = true;
       if (timer) clearTimeout(timer);
       if (immediate) clearImmediate(immediate);
+      prepared.clear();
       sem?.drain();
       schedulingDone = true;
       if (inFlight > 0) {

@@ -3,7 +3,7 @@
  * and `inferplane bench report` (summaries, side-by-side ratios, `--json`, `--html`).
  * Flags are documented in `docs/bench.md`.
  */
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { startBench } from '../bench/client.ts';
@@ -12,6 +12,7 @@ import { PromptFactory } from '../bench/prompt.ts';
 import type { RequestRecord } from '../bench/record.ts';
 import { parseSlo, readResults, reportJson, reportText, summarize } from '../bench/report.ts';
 import { buildSchedule, type ScheduleOptions } from '../bench/schedule.ts';
+import { LineWriter } from '../bench/writer.ts';
 import { PREBLE_PRESETS, type PreblePreset } from '../bench/workload.ts';
 
 function positiveNumber(flag: string, allowInf = false) {
@@ -96,32 +97,6 @@ interface RunFlags {
   drainTimeout: number;
   endpointHeader: string;
   progress?: boolean;
-}
-
-/** Buffered writer of result lines; flushes every 200 ms, every 256 lines and on close. */
-class LineWriter {
-  private fd: number;
-  private buf: string[] = [];
-  private timer: NodeJS.Timeout;
-  constructor(path: string) {
-    this.fd = openSync(path, 'w');
-    this.timer = setInterval(() => this.flush(), 200);
-    this.timer.unref();
-  }
-  write(line: string): void {
-    this.buf.push(line);
-    if (this.buf.length >= 256) this.flush();
-  }
-  flush(): void {
-    if (this.buf.length === 0) return;
-    writeSync(this.fd, this.buf.join(''));
-    this.buf = [];
-  }
-  close(): void {
-    clearInterval(this.timer);
-    this.flush();
-    closeSync(this.fd);
-  }
 }
 
 async function benchRun(f: RunFlags, cmd: Command): Promise<void> {

@@ -142,9 +142,10 @@ export class SimMetrics {
     const hist = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, labelNames, buckets, registers: r });
     this.running = gauge('vllm:num_requests_running', 'Number of requests in model execution batches.');
     this.waiting = gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.');
-    new Gauge({ name: 'vllm:engine_sleep_state', help: 'Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.', labelNames: [...labelNames, 'sleep_state'], registers: r })
-      .labels({ ...this.L, sleep_state: 'awake' })
-      .set(1);
+    const sleep = new Gauge({ name: 'vllm:engine_sleep_state', help: 'Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.', labelNames: [...labelNames, 'sleep_state'], registers: r });
+    sleep.labels({ ...this.L, sleep_state: 'awake' }).set(1);
+    sleep.labels({ ...this.L, sleep_state: 'weights_offloaded' }).set(0);
+    sleep.labels({ ...this.L, sleep_state: 'discard_all' }).set(0);
     this.kvUsage = gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.');
     this.prefixQueries = counter('vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.');
     this.prefixHits = counter('vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.');

@@ -98,6 +98,8 @@ export interface SimServerOptions {
   allowRuntimeLoraUpdating?: boolean;
   /** Put `prompt_tokens_details.cached_tokens` in usage (vLLM `--enable-prompt-tokens-details`); default true. */
   enablePromptTokensDetails?: boolean;
+  /** Serve the dev routes (`POST /reset_prefix_cache`); default: env `VLLM_SERVER_DEV_MODE` is 1/true. */
+  devMode?: boolean;
   /** Extra engine-config fields (see `engineConfigSchema`). */
   engine?: Partial<EngineConfigInput>;
 }
@@ -107,7 +109,7 @@ export const SIM_SERVER_OPTION_KEYS: ReadonlyArray<keyof SimServerOptions> = [
   'model', 'servedModelName', 'host', 'port', 'gpu', 'tensorParallelSize', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen',
   'gpuMemoryUtilization', 'blockSize', 'enablePrefixCaching', 'kvOffloadGiB', 'numGpuBlocksOverride', 'enableLora', 'maxLoras',
   'maxCpuLoras', 'maxLoraRank', 'loraModules', 'seed', 'timeScale', 'kvEventsEndpoint', 'kvEventsTopic', 'kvEventsReplayEndpoint',
-  'hashSeed', 'v0Metrics', 'allowRuntimeLoraUpdating', 'enablePromptTokensDetails', 'engine',
+  'hashSeed', 'v0Metrics', 'allowRuntimeLoraUpdating', 'enablePromptTokensDetails', 'devMode', 'engine',
 ];
 
 /** A running simulated engine. */
@@ -179,6 +181,20 @@ function toWireEvent(e: KvEvent): KvCacheEvent {
     case 'AllBlocksCleared':
       return { type: 'AllBlocksCleared' };
   }
+}
+
+/**
+ * The ORCA load report vLLM adds to non-streaming responses when the request carries
+ * `endpoint-load-metrics-format: TEXT|JSON` (`vllm/entrypoints/openai/orca_metrics.py`):
+ * `TEXT named_metrics.kv_cache_usage_perc=<f>, named_metrics.num_requests_waiting=<n>` or
+ * `JSON {"named_metrics":{...}}`.
+ */
+export function orcaHeader(format: 'TEXT' | 'JSON', s: { kvCacheUsage: number; waiting: number }): string {
+  const m = { kv_cache_usage_perc: s.kvCacheUsage, num_requests_waiting: s.waiting };
+  if (format === 'JSON') return `JSON ${JSON.stringify({ named_metrics: m })}`;
+  return `TEXT ${Object.entries(m)
+    .map(([k, v]) => `named_metrics.${k}=${v}`)
+    .join(', ')}`;
 }
 
 function pyStr(v: unknown): string {
@@ -285,6 +301,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
   const seed = options.seed ?? 0;
   const allowLoraRoutes = options.allowRuntimeLoraUpdating ?? envTrue(process.env.VLLM_ALLOW_RUNTIME_LORA_UPDATING);
   const promptDetails = options.enablePromptTokensDetails ?? true;
+  const devMode = options.devMode ?? envTrue(process.env.VLLM_SERVER_DEV_MODE);
   const input: EngineConfigInput = {
     model: options.model,
     ...(options.gpu !== undefined && { gpu: options.gpu }),
@@ -428,6 +445,8 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     const model = parsed.model;
     const text = new TextStream(vocab, rseed);
     const frame = contentChunkFrame(kind, id, model, createdS);
+    const orcaHdr = String(req.headers['endpoint-load-metrics-format'] ?? '').toUpperCase();
+    const orcaFormat = orcaHdr === 'TEXT' || orcaHdr === 'JSON' ? orcaHdr : null;
     const writer = new CoalescingWriter(res, flusher);
     let out = '';
     let generated = 0;
@@ -491,7 +510,9 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
       if (o.finished) {
         finish(reason === 'abort' ? 'abort' : endReason, at);
         const u = usage();
-        sendJson(res, 200, kind === 'chat' ? buildChatResponse(id, model, createdS, out, reason, u) : buildCompletionResponse(id, model, createdS, out, reason, u));
+        const extra: Record<string, string> = {};
+        if (orcaFormat) extra['endpoint-load-metrics'] = orcaHeader(orcaFormat, core.snapshot());
+        sendJson(res, 200, kind === 'chat' ? buildChatResponse(id, model, createdS, out, reason, u) : buildCompletionResponse(id, model, createdS, out, reason, u), extra);
       }
     };
 
@@ -654,6 +675,15 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
           const text = await metrics.render();
           res.writeHead(200, { 'content-type': metrics.contentType });
           res.end(text);
+        }
+        return;
+      case '/reset_prefix_cache':
+        if (!devMode) break;
+        if (only('POST')) {
+          core.resetPrefixCache();
+          flushEvents();
+          res.writeHead(200, { 'content-length': 0 });
+          res.end();
         }
         return;
       case '/v1/load_lora_adapter':

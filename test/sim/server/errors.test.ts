@@ -94,3 +94,21 @@ test('stream_options without stream=true is a 400 (as vLLM)', async () => {
   assert.equal(r.status, 400);
   assert.equal(errorOf(r.text).param, 'stream_options');
 });
+
+test('ORCA load report header on non-streaming responses when asked; dev routes absent by default', async () => {
+  let r = await fetch(`${srv.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'endpoint-load-metrics-format': 'TEXT' }, body: JSON.stringify({ model: MODEL, prompt: 'x', max_tokens: 1 }) });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('endpoint-load-metrics') ?? '', /^TEXT named_metrics\.kv_cache_usage_perc=[\d.e-]+, named_metrics\.num_requests_waiting=\d+$/);
+  await r.arrayBuffer();
+  r = await fetch(`${srv.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'endpoint-load-metrics-format': 'JSON' }, body: JSON.stringify({ model: MODEL, prompt: 'x', max_tokens: 1 }) });
+  const h = r.headers.get('endpoint-load-metrics') ?? '';
+  assert.ok(h.startsWith('JSON '));
+  assert.deepEqual(Object.keys(JSON.parse(h.slice(5)).named_metrics).sort(), ['kv_cache_usage_perc', 'num_requests_waiting']);
+  await r.arrayBuffer();
+  r = await fetch(`${srv.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt: 'x', max_tokens: 1 }) });
+  assert.equal(r.headers.get('endpoint-load-metrics'), null);
+  await r.arrayBuffer();
+  r = await fetch(`${srv.url}/reset_prefix_cache`, { method: 'POST' });
+  assert.equal(r.status, 404);
+  await r.arrayBuffer();
+});

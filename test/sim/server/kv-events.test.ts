@@ -5,7 +5,7 @@ import { hashBlockChain } from '../../../src/engines/vllm/block-hash.ts';
 import { MODEL, postJson, startFast, tokenPrompt } from './helpers.ts';
 
 test('a ZMQ subscriber decodes the server KV events; BlockStored hashes equal hashBlockChain of the prompt', async (t) => {
-  const srv = await startFast({ kvEventsEndpoint: 'tcp://127.0.0.1:*', kvEventsTopic: 'kv', enableLora: true, loraModules: [{ name: 'ad', path: '/a' }], hashSeed: '0' });
+  const srv = await startFast({ kvEventsEndpoint: 'tcp://127.0.0.1:*', kvEventsTopic: 'kv', enableLora: true, loraModules: [{ name: 'ad', path: '/a' }], hashSeed: '0', devMode: true });
   t.after(() => srv.close());
   assert.match(srv.kvEventsEndpoint!, /^tcp:\/\/127\.0\.0\.1:\d+$/);
   const batches: Array<{ batch: KvEventBatch; seq: bigint; topic: string }> = [];
@@ -47,4 +47,10 @@ test('a ZMQ subscriber decodes the server KV events; BlockStored hashes equal ha
   assert.ok(ev, 'LoRA block stored with the LoRA-keyed hash');
   assert.equal(ev.loraName, 'ad');
   assert.ok(!stored().some((e) => e.blockHashes.includes(hashBlockChain(lp, 16, { hashSeed: '0' })[0]!)), 'no base-model hash for the adapter request');
+
+  // dev route: a prefix-cache reset is published as AllBlocksCleared
+  const reset = await fetch(`${srv.url}/reset_prefix_cache`, { method: 'POST' });
+  assert.equal(reset.status, 200);
+  for (let i = 0; i < 200 && !batches.some((b) => b.batch.events.some((e) => e.type === 'AllBlocksCleared')); i++) await new Promise((res) => setTimeout(res, 10));
+  assert.ok(batches.some((b) => b.batch.events.some((e) => e.type === 'AllBlocksCleared')), 'AllBlocksCleared published');
 });

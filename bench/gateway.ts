@@ -176,7 +176,7 @@ async function fixedRate(t: Target, rate: number, seconds: number): Promise<{ p5
 }
 
 async function main(): Promise<void> {
-  const [upPort, ngPort, gwPort, pkPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [upPort, ngPort, gwPort, pkPort, mpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   // 1. Upstream: nginx returning a fixed body.
   startNginx('upstream', upPort, `  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      default_type application/json;\n      return 200 '${RESP_BODY}';\n    }\n  }`);
   await waitHttp(`http://127.0.0.1:${upPort}/health`);
@@ -193,7 +193,28 @@ async function main(): Promise<void> {
   const gw = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(gw);
   await waitHttp(`http://127.0.0.1:${gwPort}/health`);
-  // 4. Portkey.
+  // 4. Reference floor: the smallest node:http + undici proxy (no parsing, routing, metrics or logs).
+  const minProxy = join(dir, 'min-proxy.mjs');
+  writeFileSync(
+    minProxy,
+    `import { createServer } from 'node:http';
+import { Pool } from ${JSON.stringify(resolve('node_modules/undici/index.js'))};
+const pool = new Pool('http://127.0.0.1:${upPort}', { connections: 256, pipelining: 1 });
+createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    const up = await pool.request({ path: req.url, method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) });
+    res.writeHead(up.statusCode, { 'content-type': 'application/json', 'content-length': up.headers['content-length'] });
+    for await (const c of up.body) res.write(c);
+    res.end();
+  });
+}).listen(${mpPort}, '127.0.0.1');
+`,
+  );
+  children.push(spawn(process.execPath, [minProxy], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  await waitHttp(`http://127.0.0.1:${mpPort}/`, { method: 'POST', body: '{}' });
+  // 5. Portkey.
   let portkeyError: string | undefined;
   const pkHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-unused' };
   try {
@@ -215,6 +236,7 @@ async function main(): Promise<void> {
     { name: 'direct', url: `http://127.0.0.1:${upPort}`, path: '/v1/chat/completions', headers: {} },
     { name: 'inferplane', url: `http://127.0.0.1:${gwPort}`, path: '/v1/chat/completions', headers: {} },
     { name: 'nginx', url: `http://127.0.0.1:${ngPort}`, path: '/v1/chat/completions', headers: {} },
+    { name: 'node-minimal', url: `http://127.0.0.1:${mpPort}`, path: '/v1/chat/completions', headers: {} },
   ];
   if (!portkeyError) targets.push({ name: 'portkey', url: `http://127.0.0.1:${pkPort}`, path: '/v1/chat/completions', headers: pkHeaders });
 
@@ -267,11 +289,13 @@ async function main(): Promise<void> {
   };
   const ip = sat.inferplane!.rps;
   const vsNginx = ip / sat.nginx!.rps;
+  const vsMinimal = ip / sat['node-minimal']!.rps;
   const vsPortkey = sat.portkey ? ip / sat.portkey.rps : undefined;
   const addedP50 = fixed.inferplane!.p50 - d.p50;
   const checks = [
     `- inferplane / nginx requests/s: **${(vsNginx * 100).toFixed(0)}%** (target >= 50%): ${vsNginx >= 0.5 ? 'met' : 'NOT met'}`,
     vsPortkey !== undefined ? `- inferplane / Portkey requests/s: **${vsPortkey.toFixed(1)}x** (target >= 10x): ${vsPortkey >= 10 ? 'met' : 'NOT met'}` : `- Portkey: not measured (${portkeyError})`,
+    `- for reference: inferplane / node-minimal requests/s: ${(vsMinimal * 100).toFixed(0)}%; node-minimal / nginx: ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}%`,
     `- inferplane added p50 at ${RATE} req/s: **${(addedP50 * 1000).toFixed(0)} µs** (target < 1 ms): ${addedP50 < 1 ? 'met' : 'NOT met'}`,
   ];
   const date = new Date().toISOString();
@@ -284,7 +308,7 @@ async function main(): Promise<void> {
 
 Upstream: nginx returning a fixed ${RESP_BODY.length}-byte chat completion. Request: a ${REQ_BODY.length}-byte \`POST /v1/chat/completions\`.
 inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on.
-nginx: 1.22, one worker, upstream keepalive 128. Portkey: \`@portkey-ai/gateway\` 1.15.2 on Node, provider \`openai\` with \`x-portkey-custom-host\`.
+nginx: 1.22, one worker, upstream keepalive 128. node-minimal (reference floor, not a target): the smallest \`node:http\` + undici pass-through proxy, with no parsing, routing, metrics or logs. Portkey: \`@portkey-ai/gateway\` 1.15.2 on Node, provider \`openai\` with \`x-portkey-custom-host\`.
 
 ${ROUNDS} rounds; in each round every target gets a saturation run then a fixed-rate run (targets interleaved so machine-load changes hit all alike); figures are medians over rounds.
 Saturation: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s (after one 2 s warm-up per target); latency in ms (autocannon's ms resolution).

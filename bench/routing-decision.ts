@@ -5,7 +5,8 @@
  *
  * Method: each strategy instance is warmed with 2 000 earlier requests (64 prefix groups, so the
  * prefix indexes hold many entries and requests match); the measured requests share a group prefix
- * (half the prompt) and have a unique suffix. Lifecycle hooks are called so load-tracking state stays
+ * (half the prompt) and have a unique suffix. Pre-tokenized runs use synthetic token ids; runs with
+ * tokenization use English-word text (8 prefix groups) tokenized inside `route()`. Lifecycle hooks are called so load-tracking state stays
  * bounded. Times are `performance.now()` around `route()` only (the prompt text -> token ids step is
  * inside it when tokenization is on, exactly as the gateway's lazy `promptTokens()` does it).
  * `random` is the baseline of the same run. Writes docs/benchmarks/routing-decision.md.
@@ -14,6 +15,8 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { newEndpointState, type EndpointState } from '../src/engines/state.ts';
 import { tokenizerFor } from '../src/engines/tokenizer.ts';
 import { hashBlockChain } from '../src/engines/vllm/block-hash.ts';
@@ -41,6 +44,8 @@ function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 const rand = rng(42);
 const ctx: RoutingContext = { nowMs: 0, random: rand };
 const tok = tokenizerFor('meta-llama/Llama-3.1-8B-Instruct');
@@ -53,6 +58,24 @@ function ids(n: number, seed: number): number[] {
 const endpoints: EndpointState[] = Array.from({ length: ENDPOINTS }, (_, i) =>
   newEndpointState({ id: `ep-${i}`, url: `http://10.0.0.${i}:8000`, model: 'm', ready: true, stale: false, scrapedAtMs: 0, running: i % 7, waiting: i % 3, kvCacheUsage: (i % 10) / 12, inflightRequests: i % 5, inflightTokens: (i % 5) * 4000 }),
 );
+
+const WORDS = 'the of and to in is was for on that with as by at from his her which or be this are an not had were have it but they their one all been has more would there she when who will can time about into them no only other some its these two may first then any like new our very now could over such after most also where made well people between many through years back much even state world'.split(' ');
+/** English-like text of about `n` tokens (Llama 3 BPE: ~1.06 tokens per word here). */
+function words(n: number, seed: number): string {
+  const r = rng(seed);
+  let s = '';
+  const nw = Math.round(n / 1.06);
+  for (let i = 0; i < nw; i++) s += (i % 17 === 16 ? '. ' : ' ') + WORDS[Math.floor(r() * WORDS.length)];
+  return s;
+}
+const groupText = new Map<string, string>();
+/** Prompt text: group prefix (half) + unique suffix, both natural-looking words. */
+function promptText(size: number, group: number, k: number): string {
+  const key = `${size}/${group}`;
+  let g = groupText.get(key);
+  if (g === undefined) groupText.set(key, (g = words(size / 2, 3_000_000 + group * 7 + size)));
+  return g + words(size / 2, 9_000_000 + k);
+}
 
 /** Prompt token ids: group prefix (half) + unique suffix. */
 function promptIds(size: number, group: number, k: number): number[] {
@@ -100,11 +123,12 @@ function runStrategy(name: string, size: number, tokenize: boolean, n: number): 
     s.onFirstToken?.(r, d.endpoint!, ctx);
     s.onRequestEnd?.({ req: r, endpoint: d.endpoint!, promptTokens: t.length, outputTokens: 100, ok: true }, ctx);
   }
-  // measured requests (texts prepared outside the timed region)
+  // measured requests (texts / ids prepared outside the timed region)
   const inputs = Array.from({ length: n }, (_, k) => {
-    const t = promptIds(size, k % GROUPS, 20_000_000 + k);
-    return tokenize ? { text: tok.decode(t), t: null as number[] | null } : { text: null, t };
+    if (tokenize) return { text: promptText(size, k % 8, 20_000_000 + k), t: null as number[] | null };
+    return { text: null, t: promptIds(size, k % GROUPS, 20_000_000 + k) };
   });
+  gc();
   const times: number[] = [];
   for (const inp of inputs) {
     ctx.nowMs += 10;
@@ -161,7 +185,7 @@ const rows: string[] = [];
 const results: Record<string, Record<string, { p50: number; p99: number; mean: number }>> = {};
 for (const size of SIZES) {
   for (const tokenize of [false, true]) {
-    const n = size >= 32768 ? (quick ? 30 : 100) : quick ? 100 : 500;
+    const n = tokenize ? (size >= 32768 ? (quick ? 8 : 20) : size >= 8192 ? (quick ? 20 : 60) : quick ? 50 : 200) : size >= 32768 ? (quick ? 30 : 200) : quick ? 100 : 1000;
     for (const name of STRATEGIES) {
       const r = runStrategy(name, size, tokenize, n);
       const key = `${size}/${tokenize ? 'tok' : 'ids'}`;
@@ -177,7 +201,7 @@ const date = new Date().toISOString().slice(0, 10);
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 let md = `# Routing decision cost\n\nDate: ${date}. Machine: ${os.cpus().length} cores (${cpu}), Node ${process.version}. Command: \`npm run bench:routing-decision\`${quick ? ' -- --quick' : ''}.\n\n`;
 md += `One \`route()\` call with ${ENDPOINTS} endpoints, after ${WARM} warm-up requests (400 for 32k prompts) over ${GROUPS} prefix groups; prompts are half group prefix, half unique suffix. `;
-md += `"pre-tokenized": \`promptTokens()\` returns ids; "with tokenization": it runs the Llama 3 BPE (\`tokenizerFor\`) on the prompt text inside the timed call (the gateway's lazy path). Times in ms; the first 10% of samples are dropped (JIT warm-up). Ratios are p99 / p99 of \`random\` in the same run.\n\n`;
+md += `"pre-tokenized": \`promptTokens()\` returns synthetic ids (64 groups); "with tokenization": it runs the Llama 3 BPE (\`tokenizerFor\`) on English-word prompt text (8 groups) inside the timed call (the gateway's lazy path; strategies that never read the prompt do not pay it). Times in ms; the first 10% of samples are dropped (JIT warm-up). Ratios are p99 / p99 of \`random\` in the same run.\n\n`;
 for (const size of SIZES) {
   for (const tokenize of [false, true]) {
     const key = `${size}/${tokenize ? 'tok' : 'ids'}`;

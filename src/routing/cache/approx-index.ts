@@ -9,8 +9,9 @@
  *   200 000 blocks; per-endpoint bounds keep one hot endpoint from evicting the others' entries
  *   and mirror the engine's own per-replica KV capacity);
  * - `ttlMs`: an entry expires `ttlMs` after its last write (AIBrix: 20 min, reads do not refresh).
- * Expired entries are never reported (checked on read) and are physically removed lazily, oldest
- * first, on the next write (amortized O(1) per entry). `removeEndpoint` drops an endpoint's
+ * Expired entries are never reported (checked on read) and are physically removed by a sweep of
+ * the endpoint's entries on a write at most every `ttlMs / 4` (amortized O(1) per entry). When an
+ * endpoint exceeds its bound, its oldest writes are evicted down to 15/16 of the bound at once. `removeEndpoint` drops an endpoint's
  * entries at once (call it from `onEndpointRemoved`).
  *
  * Pure data structure: time is passed in (`nowMs`, the routing context's clock).
@@ -24,20 +25,15 @@ export interface ApproxIndexOptions {
   ttlMs: number;
 }
 
-interface Holder {
-  /** Endpoint slots holding the block. */
-  s: number[];
-  /** Last write time (ms) per slot, parallel to `s`. */
-  t: number[];
-}
-
 /** Longest cached prefix per endpoint, in blocks (only endpoints with >= 1 block appear). */
 export type PrefixMatch = Map<string, number>;
 
 export class ApproxPrefixIndex {
-  private readonly blocks = new Map<number, Holder>();
-  /** Per slot: key -> last write ms, in write order (oldest first). */
+  /** key -> holders, interleaved `[slot, lastWriteMs, slot, lastWriteMs, ...]` (one array per block). */
+  private readonly blocks = new Map<number, number[]>();
+  /** Per slot: key -> last write ms. */
   private readonly lru: Array<Map<number, number> | undefined> = [];
+  private readonly lastSweep: number[] = [];
   private readonly slotIds: Array<string | undefined> = [];
   private readonly slots = new Map<string, number>();
   private readonly freeSlots: number[] = [];
@@ -49,13 +45,14 @@ export class ApproxPrefixIndex {
     if (!(options.ttlMs > 0)) throw new RangeError(`ttlMs must be positive, got ${options.ttlMs}`);
   }
 
-  private slotOf(endpointId: string): number {
+  private slotOf(endpointId: string, nowMs: number): number {
     let s = this.slots.get(endpointId);
     if (s === undefined) {
       s = this.freeSlots.pop() ?? this.slotIds.length;
       this.slots.set(endpointId, s);
       this.slotIds[s] = endpointId;
       this.lru[s] = new Map();
+      this.lastSweep[s] = nowMs;
     }
     return s;
   }
@@ -68,53 +65,46 @@ export class ApproxPrefixIndex {
     const out: PrefixMatch = new Map();
     const minT = nowMs - this.options.ttlMs;
     let alive: number[] | null = null;
-    for (let i = 0; i < keys.length; i++) {
+    let i = 0;
+    for (; i < keys.length; i++) {
       const h = this.blocks.get(keys[i]!);
-      if (!h) break;
+      if (h === undefined) break;
       const next: number[] = [];
-      for (let j = 0; j < h.s.length; j++) {
-        if (h.t[j]! < minT) continue;
-        const s = h.s[j]!;
+      for (let j = 0; j < h.length; j += 2) {
+        if (h[j + 1]! < minT) continue;
+        const s = h[j]!;
         if (alive === null || alive.includes(s)) next.push(s);
       }
       if (next.length === 0) break;
-      for (const s of next) out.set(this.slotIds[s]!, i + 1);
+      if (alive !== null && next.length < alive.length) for (const s of alive) if (!next.includes(s)) out.set(this.slotIds[s]!, i);
       alive = next;
     }
+    if (alive !== null) for (const s of alive) out.set(this.slotIds[s]!, i);
     return out;
   }
 
   /** Records that `endpointId` was sent (and so will cache) the blocks `keys` at `nowMs`. */
   record(keys: readonly number[], endpointId: string, nowMs: number): void {
-    const slot = this.slotOf(endpointId);
+    const slot = this.slotOf(endpointId, nowMs);
     const lru = this.lru[slot]!;
-    this.expire(slot, nowMs);
+    if (nowMs - this.lastSweep[slot]! > this.options.ttlMs / 4) {
+      this.lastSweep[slot] = nowMs;
+      this.expire(slot, nowMs);
+    }
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
-      let h = this.blocks.get(k);
-      if (!h) {
-        h = { s: [slot], t: [nowMs] };
-        this.blocks.set(k, h);
-      } else {
-        const j = h.s.indexOf(slot);
-        if (j >= 0) h.t[j] = nowMs;
-        else {
-          h.s.push(slot);
-          h.t.push(nowMs);
-        }
+      const h = this.blocks.get(k);
+      if (h === undefined) this.blocks.set(k, [slot, nowMs]);
+      else {
+        let j = 0;
+        while (j < h.length && h[j] !== slot) j += 2;
+        if (j < h.length) h[j + 1] = nowMs;
+        else h.push(slot, nowMs);
       }
-      lru.delete(k);
       lru.set(k, nowMs);
     }
     const cap = this.options.maxBlocksPerEndpoint;
-    if (lru.size > cap) {
-      let excess = lru.size - cap;
-      for (const k of lru.keys()) {
-        if (excess-- <= 0) break;
-        lru.delete(k);
-        this.unlink(k, slot);
-      }
-    }
+    if (lru.size > cap) this.evict(slot, cap - Math.floor(cap / 16));
   }
 
   /** Drops every entry of `endpointId` (endpoint left the fleet). Unknown ids are ignored. */
@@ -128,7 +118,7 @@ export class ApproxPrefixIndex {
     this.freeSlots.push(slot);
   }
 
-  /** Removes every expired entry of every endpoint (the lazy path does this per endpoint on write). */
+  /** Removes every expired entry of every endpoint (writes also do it, at most every ttlMs / 4 per endpoint). */
   sweep(nowMs: number): void {
     for (const s of this.slots.values()) this.expire(s, nowMs);
   }
@@ -153,7 +143,23 @@ export class ApproxPrefixIndex {
     const minT = nowMs - this.options.ttlMs;
     const lru = this.lru[slot]!;
     for (const [k, t] of lru) {
-      if (t >= minT) break; // write order: the rest are newer
+      if (t >= minT) continue;
+      lru.delete(k);
+      this.unlink(k, slot);
+    }
+  }
+
+  /**
+   * Keeps the `keep` most recently written entries of `slot` (ties: later first insertion kept).
+   * Evicting down to cap - cap/16 at once makes the bound's cost O(log n) amortized per write.
+   */
+  private evict(slot: number, keep: number): void {
+    const lru = this.lru[slot]!;
+    const entries = [...lru];
+    entries.sort((a, b) => a[1] - b[1]); // stable: equal times keep insertion order
+    const drop = entries.length - Math.max(0, keep);
+    for (let i = 0; i < drop; i++) {
+      const k = entries[i]![0];
       lru.delete(k);
       this.unlink(k, slot);
     }
@@ -161,14 +167,14 @@ export class ApproxPrefixIndex {
 
   private unlink(key: number, slot: number): void {
     const h = this.blocks.get(key);
-    if (!h) return;
-    const j = h.s.indexOf(slot);
-    if (j < 0) return;
-    const last = h.s.length - 1;
-    h.s[j] = h.s[last]!;
-    h.t[j] = h.t[last]!;
-    h.s.pop();
-    h.t.pop();
-    if (h.s.length === 0) this.blocks.delete(key);
+    if (h === undefined) return;
+    let j = 0;
+    while (j < h.length && h[j] !== slot) j += 2;
+    if (j >= h.length) return;
+    const last = h.length - 2;
+    h[j] = h[last]!;
+    h[j + 1] = h[last + 1]!;
+    h.length = last;
+    if (last === 0) this.blocks.delete(key);
   }
 }

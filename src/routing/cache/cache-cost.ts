@@ -47,12 +47,12 @@ import { ApproxPrefixIndex, type PrefixMatch } from './approx-index.ts';
 import { argminRandomTie } from './common.ts';
 import { prefixBlockKeys } from './hash.ts';
 import { KvBlockIndex } from './kv-index.ts';
-import { type KvEventSink, mergeMatches, vllmBlockKeys } from './kv-aware.ts';
+import { type KvEventSink, VllmKeyCache, mergeMatches } from './kv-aware.ts';
 
 const schema = z
   .object({
-    /** Tokens per block of the prefix index (the engine's block size for `cache-cost-kv`). */
-    blockSize: z.number().int().positive().default(16),
+    /** Tokens per block of the prefix index: default 64 for `cache-cost`; for `cache-cost-kv` the engines' block size, default 16. */
+    blockSize: z.number().int().positive().optional(),
     /** Per-endpoint bound of the approximate index, tokens (blocks = capacityTokens / blockSize). */
     capacityTokens: z.number().int().positive().default(400_000),
     ttlMinutes: z.number().positive().default(20),
@@ -74,7 +74,7 @@ const schema = z
   })
   .strict();
 
-export type CacheCostOptions = z.infer<typeof schema>;
+export type CacheCostOptions = z.infer<typeof schema> & { blockSize: number };
 
 interface EpLoad {
   pendingTokens: number;
@@ -111,8 +111,9 @@ export class CacheCostStrategy implements RoutingStrategy {
   private uncachedN = 0;
   private readonly keyBuf: number[] = [];
 
-  constructor(options?: Record<string, unknown>, strategyName = 'cache-cost') {
-    this.opts = parseOptions(strategyName, schema, options);
+  constructor(options?: Record<string, unknown>, strategyName = 'cache-cost', defaultBlockSize = 64) {
+    const o = parseOptions(strategyName, schema, options);
+    this.opts = { ...o, blockSize: o.blockSize ?? defaultBlockSize };
     this.index = new ApproxPrefixIndex({
       maxBlocksPerEndpoint: Math.max(1, Math.floor(this.opts.capacityTokens / this.opts.blockSize)),
       ttlMs: this.opts.ttlMinutes * 60_000,
@@ -271,14 +272,16 @@ export class CacheCostKvStrategy extends CacheCostStrategy implements KvEventSin
   override readonly name: string = 'cache-cost-kv';
   readonly kvIndex = new KvBlockIndex();
   private readonly speculative: ApproxPrefixIndex | null;
+  private readonly keyCache: VllmKeyCache;
 
   constructor(options?: Record<string, unknown>) {
-    super(options, 'cache-cost-kv');
+    super(options, 'cache-cost-kv', 16);
+    this.keyCache = new VllmKeyCache(this.opts.blockSize, this.opts.hashSeed);
     this.speculative = this.opts.speculativeTtlMs > 0 ? new ApproxPrefixIndex({ maxBlocksPerEndpoint: 65_536, ttlMs: this.opts.speculativeTtlMs }) : null;
   }
 
   protected override match(req: RoutingRequest, nowMs: number): { keys: number[]; match: PrefixMatch } {
-    const keys = vllmBlockKeys(req.promptTokens(), this.opts.blockSize, this.opts.hashSeed, req.adapter);
+    const keys = this.keyCache.keys(req.promptTokens(), req.adapter);
     let match = this.kvIndex.longestPrefix(keys);
     if (this.speculative) match = mergeMatches(match, this.speculative.longestPrefix(keys, nowMs));
     return { keys, match };

@@ -26,6 +26,7 @@ import type { RoutingContext, RoutingDecision, RoutingRequest, RoutingStrategy }
 import { ApproxPrefixIndex, type PrefixMatch } from './approx-index.ts';
 import { KvBlockIndex, digestKey } from './kv-index.ts';
 import { matchScores, selectByPrefix } from './prefix-cache.ts';
+import { prefixBlockKeys } from './hash.ts';
 
 /** A strategy (or anything) that consumes KV events per endpoint. */
 export interface KvEventSink {
@@ -49,6 +50,50 @@ export function vllmBlockKeys(tokens: readonly number[], blockSize: number, hash
   const out = new Array<number>(ds.length);
   for (let i = 0; i < ds.length; i++) out[i] = digestKey(ds[i]!);
   return out;
+}
+
+/**
+ * Memoizes vLLM block digests by prefix: a prompt's blocks are first keyed with the fast chain
+ * hash (`prefixBlockKeys`, seeded by the hash seed and LoRA name), and SHA-256 runs only from the
+ * first block whose prefix was not seen before (continuing the chain from the cached parent digest).
+ * Prompts that share long prefixes (multi-turn conversations, system prompts) then cost a few
+ * hashes instead of one per block. Bounded: cleared when it reaches `maxEntries`.
+ */
+export class VllmKeyCache {
+  private readonly digests = new Map<number, Uint8Array>();
+  private readonly fast: number[] = [];
+  constructor(
+    readonly blockSize: number,
+    readonly hashSeed: string,
+    readonly maxEntries = 262_144,
+  ) {}
+
+  /** Same result as `vllmBlockKeys(tokens, blockSize, hashSeed, loraName)`. */
+  keys(tokens: readonly number[], loraName?: string): number[] {
+    let seed = 0x2545f491;
+    const tag = `${this.hashSeed}\u0000${loraName ?? ''}`;
+    for (let i = 0; i < tag.length; i++) seed = Math.imul(seed ^ tag.charCodeAt(i), 0x01000193);
+    const fast = prefixBlockKeys(tokens, this.blockSize, seed | 0, this.fast);
+    const n = fast.length;
+    const out = new Array<number>(n);
+    let i = 0;
+    let parent: Uint8Array | undefined;
+    for (; i < n; i++) {
+      const d = this.digests.get(fast[i]!);
+      if (d === undefined) break;
+      out[i] = digestKey(d);
+      parent = d;
+    }
+    if (i < n) {
+      const rest = hashBlockChainDigests(parent === undefined ? tokens : tokens.slice(i * this.blockSize), this.blockSize, { hashSeed: this.hashSeed, loraName, parent });
+      if (this.digests.size + rest.length > this.maxEntries) this.digests.clear();
+      for (let j = 0; j < rest.length; j++, i++) {
+        out[i] = digestKey(rest[j]!);
+        this.digests.set(fast[i]!, rest[j]!);
+      }
+    }
+    return out;
+  }
 }
 
 /** Merges two prefix matches (per endpoint, the longer). */
@@ -82,9 +127,11 @@ export class KvAwareStrategy implements RoutingStrategy, KvEventSink {
   readonly opts: KvAwareOptions;
   readonly kvIndex = new KvBlockIndex();
   private readonly speculative: ApproxPrefixIndex | null;
+  private readonly keyCache: VllmKeyCache;
 
   constructor(options?: Record<string, unknown>) {
     this.opts = parseOptions('kv-aware', schema, options);
+    this.keyCache = new VllmKeyCache(this.opts.blockSize, this.opts.hashSeed);
     this.speculative = this.opts.speculativeTtlMs > 0 ? new ApproxPrefixIndex({ maxBlocksPerEndpoint: 65_536, ttlMs: this.opts.speculativeTtlMs }) : null;
   }
 
@@ -98,7 +145,7 @@ export class KvAwareStrategy implements RoutingStrategy, KvEventSink {
 
   /** Longest held prefix per endpoint (precise, merged with speculative entries) and the block keys. */
   match(req: RoutingRequest, nowMs: number): { keys: number[]; match: PrefixMatch } {
-    const keys = vllmBlockKeys(req.promptTokens(), this.opts.blockSize, this.opts.hashSeed, req.adapter);
+    const keys = this.keyCache.keys(req.promptTokens(), req.adapter);
     let match = this.kvIndex.longestPrefix(keys);
     if (this.speculative) match = mergeMatches(match, this.speculative.longestPrefix(keys, nowMs));
     return { keys, match };

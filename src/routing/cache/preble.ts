@@ -35,7 +35,7 @@ import { matchScores } from './prefix-cache.ts';
 
 const schema = z
   .object({
-    blockSize: z.number().int().positive().default(16),
+    blockSize: z.number().int().positive().default(64),
     matchThreshold: z.number().min(0).max(1).default(0.5),
     windowSeconds: z.number().positive().default(180),
     prefillMsPerToken: z.number().nonnegative().default(0.0198),

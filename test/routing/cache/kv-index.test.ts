@@ -137,3 +137,17 @@ test('kv-aware: no endpoint, single endpoint, options validation, registry', () 
   assert.throws(() => new KvAwareStrategy({ hashSeed: 0 }), /hashSeed/);
   assert.equal(createStrategy('kv-aware').name, 'kv-aware');
 });
+
+test('VllmKeyCache: memoized keys equal the full sha256_cbor chain, across shared prefixes, LoRA and clears', async () => {
+  const { VllmKeyCache } = await import('../../../src/routing/cache/kv-aware.ts');
+  const c = new VllmKeyCache(16, '0', 40);
+  const a = toks(200);
+  const b = [...toks(120), ...toks(80, 7000)];
+  for (const t of [a, b, a, b.slice(0, 100), [...b, 1, 2, 3]]) {
+    assert.deepEqual(c.keys(t), vllmBlockKeys(t, 16, '0'));
+    assert.deepEqual(c.keys(t, 'sql'), vllmBlockKeys(t, 16, '0', 'sql'));
+  }
+  assert.notDeepEqual(c.keys(a, 'sql'), c.keys(a));
+  const c2 = new VllmKeyCache(16, '42');
+  assert.deepEqual(c2.keys(a), vllmBlockKeys(a, 16, '42'));
+});

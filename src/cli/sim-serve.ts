@@ -93,6 +93,7 @@ interface ServeFlags {
   kvEventsConfig?: { endpoint?: string; topic?: string; replayEndpoint?: string };
   v0Metrics?: boolean;
   enablePromptTokensDetails: boolean;
+  dialect?: 'vllm' | 'sglang';
 }
 
 /** Converts parsed flags to `startSimServer` options. */
@@ -128,6 +129,7 @@ export function flagsToOptions(f: ServeFlags): SimServerOptions {
     ...(topic !== undefined && { kvEventsTopic: topic }),
     ...(replay !== undefined && { kvEventsReplayEndpoint: replay }),
     ...(f.v0Metrics && { v0Metrics: true }),
+    ...(f.dialect !== undefined && { dialect: f.dialect }),
   };
 }
 
@@ -163,6 +165,10 @@ export function registerSimServe(sim: Command): void {
     .option('--kv-events-replay-endpoint <endpoint>', 'ZMQ ROUTER endpoint replaying recent KV-event batches')
     .option('--kv-events-config <json>', "vLLM's KV-events config JSON (enable_kv_cache_events, endpoint, topic, replay_endpoint)", parseKvEventsConfig)
     .option('--v0-metrics', 'also export V0 / early-V1 metric names (vllm:gpu_cache_usage_perc, ...)')
+    .option('--dialect <engine>', 'engine to impersonate: vllm (default) or sglang (SGLang metric names, LoRA routes, error shape)', (v: string) => {
+      if (v !== 'vllm' && v !== 'sglang') throw new InvalidArgumentError(`--dialect must be vllm or sglang, got "${v}"`);
+      return v;
+    })
     .option('--enable-prompt-tokens-details', 'report prompt_tokens_details.cached_tokens in usage (default)')
     .option('--no-enable-prompt-tokens-details', 'omit prompt_tokens_details from usage')
     .action(async (flags: ServeFlags) => {

@@ -93,8 +93,29 @@ export interface FinishedRequestStats {
   inferenceS?: number;
 }
 
+/** What the server reports to a dialect's metric set (vLLM's `SimMetrics`, SGLang's `SglangMetrics`). */
+export interface EngineMetricsSink {
+  /** One engine step with `tokens` scheduled (prefill + decode). */
+  observeStep(tokens: number): void;
+  /** A request's first token: TTFT (simulated s) and its prompt tokens. */
+  observeFirstToken(ttftS: number, promptTokens: number): void;
+  /** `n` tokens generated. */
+  observeGenerated(n: number): void;
+  /** One inter-token gap (simulated s). */
+  observeItl(s: number): void;
+  /** A request finished (or was aborted). */
+  observeFinished(f: FinishedRequestStats): void;
+  /** Refreshes gauges from the core before a scrape; `unixS` is wall time, `blockSize` tokens per KV block. */
+  refresh(s: EngineSnapshot, unixS: number, blockSize?: number): void;
+  /** Per-step LoRA residency update (no-op where the dialect has none). */
+  refreshLora(s: Pick<EngineSnapshot, 'runningAdapters' | 'waitingAdapters'>, unixS: number): void;
+  readonly contentType: string;
+  /** The exposition text. */
+  render(): Promise<string>;
+}
+
 /** The simulator's metric set; update it from the driver, render it with `render()`. */
-export class SimMetrics {
+export class SimMetrics implements EngineMetricsSink {
   readonly registry = new Registry();
   private readonly L: { model_name: string; engine: string };
   private readonly running: Gauge<string>;

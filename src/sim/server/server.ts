@@ -40,7 +40,8 @@ import { hashBlockTokens, noneHash } from '../../engines/vllm/block-hash.ts';
 import { KvEventPublisher, type KvCacheEvent } from '../../engines/vllm/kv-events.ts';
 import { EngineCore, EngineError, resolveEngineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine.ts';
 import type { BlockHash, BlockHasher, KvEvent, StepOutput } from '../core/types.ts';
-import { SimMetrics } from './metrics.ts';
+import { SimMetrics, type EngineMetricsSink } from './metrics.ts';
+import { SglangMetrics } from './sglang-metrics.ts';
 import { WallClockDriver } from './driver.ts';
 import { TextStream, naturalOutputLength, seedFor, wordVocab, type WordVocab } from './text-gen.ts';
 
@@ -98,6 +99,13 @@ export interface SimServerOptions {
   allowRuntimeLoraUpdating?: boolean;
   /** Put `prompt_tokens_details.cached_tokens` in usage (vLLM `--enable-prompt-tokens-details`); default true. */
   enablePromptTokensDetails?: boolean;
+  /**
+   * Which engine the server impersonates (default `vllm`). `sglang`: SGLang metric names on
+   * `/metrics`, SGLang's LoRA routes (`/load_lora_adapter`, `/unload_lora_adapter`, JSON replies,
+   * no env gate), adapter selection by the `lora_path` request field, flat error bodies
+   * `{"object":"error",...}`, `owned_by: "sglang"`, `/get_model_info`, `/health_generate`.
+   */
+  dialect?: 'vllm' | 'sglang';
   /** Serve the dev routes (`POST /reset_prefix_cache`); default: env `VLLM_SERVER_DEV_MODE` is 1/true. */
   devMode?: boolean;
   /** Extra engine-config fields (see `engineConfigSchema`). */
@@ -109,7 +117,7 @@ export const SIM_SERVER_OPTION_KEYS: ReadonlyArray<keyof SimServerOptions> = [
   'model', 'servedModelName', 'host', 'port', 'gpu', 'tensorParallelSize', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen',
   'gpuMemoryUtilization', 'blockSize', 'enablePrefixCaching', 'kvOffloadGiB', 'numGpuBlocksOverride', 'enableLora', 'maxLoras',
   'maxCpuLoras', 'maxLoraRank', 'loraModules', 'seed', 'timeScale', 'kvEventsEndpoint', 'kvEventsTopic', 'kvEventsReplayEndpoint',
-  'hashSeed', 'v0Metrics', 'allowRuntimeLoraUpdating', 'enablePromptTokensDetails', 'devMode', 'engine',
+  'hashSeed', 'v0Metrics', 'allowRuntimeLoraUpdating', 'enablePromptTokensDetails', 'dialect', 'devMode', 'engine',
 ];
 
 /** A running simulated engine. */
@@ -209,12 +217,14 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
-function sendError(res: http.ServerResponse, e: ApiError): void {
+/** Sends an ApiError: `{"error":{...}}` (vLLM), or SGLang's flat `{"object":"error","message","type","param","code"}`. */
+function sendError(res: http.ServerResponse, e: ApiError, flat = false): void {
   if (res.headersSent) {
     if (!res.writableEnded) res.end();
     return;
   }
-  sendJson(res, e.status, e.toBody(), e.headers);
+  const body = flat ? { object: 'error', ...e.toBody().error } : e.toBody();
+  sendJson(res, e.status, body, e.headers);
 }
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -302,6 +312,9 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
   const allowLoraRoutes = options.allowRuntimeLoraUpdating ?? envTrue(process.env.VLLM_ALLOW_RUNTIME_LORA_UPDATING);
   const promptDetails = options.enablePromptTokensDetails ?? true;
   const devMode = options.devMode ?? envTrue(process.env.VLLM_SERVER_DEV_MODE);
+  const dialect = options.dialect ?? 'vllm';
+  if (dialect !== 'vllm' && dialect !== 'sglang') throw new Error(`dialect: must be "vllm" or "sglang", got ${JSON.stringify(dialect)}`);
+  const sglang = dialect === 'sglang';
   const input: EngineConfigInput = {
     model: options.model,
     ...(options.gpu !== undefined && { gpu: options.gpu }),
@@ -345,7 +358,10 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     ...(publisher && { onKvEvent: (e: KvEvent) => void pendingEvents.push(toWireEvent(e)) }),
   });
 
-  const metrics = new SimMetrics({
+  let driverRef: WallClockDriver | null = null;
+  const metrics: EngineMetricsSink = sglang
+    ? new SglangMetrics(modelName, () => driverRef?.nowMs() ?? 0)
+    : new SimMetrics({
     modelName,
     maxModelLen,
     cacheConfigInfo: {
@@ -364,7 +380,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     },
     ...(config.enableLora && { maxLoras: config.maxLoras }),
     ...(options.v0Metrics && { v0Metrics: true }),
-  });
+      });
 
   const driver = new WallClockDriver(core, {
     timeScale,
@@ -374,6 +390,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
       flushEvents();
     },
   });
+  driverRef = driver;
 
   // LoRA registry (served adapters), ids from a counter as vLLM's OpenAIServingModels does
   const loras = new Map<string, { path: string; id: number; baseModelName: string | undefined }>();
@@ -416,7 +433,13 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
   async function handleGenerate(kind: 'completion' | 'chat', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = parseJsonBody(await readBody(req));
     const parsed: CompletionRequest | ChatCompletionRequest = kind === 'chat' ? parseChatCompletionRequest(body) : parseCompletionRequest(body);
-    const { adapter } = resolveModelName(parsed.model);
+    let { adapter } = resolveModelName(parsed.model);
+    const loraPath = (parsed as Record<string, unknown>).lora_path;
+    if (sglang && typeof loraPath === 'string' && loraPath) {
+      const byName = loras.has(loraPath) ? loraPath : [...loras].find(([, l]) => l.path === loraPath)?.[0];
+      if (byName === undefined) throw new ApiError(400, `LoRA adapter ${loraPath} is not loaded.`, 'BadRequestError', 400, 'lora_path');
+      adapter = byName;
+    }
     let promptIds: number[];
     if (kind === 'chat') {
       promptIds = tokenizer.encode(renderChat((parsed as ChatCompletionRequest).messages as ChatMessage[]));
@@ -605,6 +628,40 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     res.end(`Success: LoRA adapter '${name}' removed successfully.`);
   }
 
+  /** SGLang `LoRAUpdateOutput` reply: `{success, error_message, loaded_adapters}` with 200 or 400. */
+  function sglangLoraReply(res: http.ServerResponse, error: string | null): void {
+    const loaded: Record<string, string> = {};
+    for (const [n, l] of loras) loaded[n] = l.path;
+    sendJson(res, error === null ? 200 : 400, { success: error === null, error_message: error, loaded_adapters: loaded });
+  }
+
+  async function handleSglangLora(op: 'load' | 'unload', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = parseJsonBody(await readBody(req)) as Record<string, unknown>;
+    const name = typeof body?.lora_name === 'string' ? body.lora_name : '';
+    if (!name) return sglangLoraReply(res, "'lora_name' must be provided.");
+    if (op === 'load') {
+      const path = typeof body.lora_path === 'string' ? body.lora_path : '';
+      if (!path) return sglangLoraReply(res, "'lora_path' must be provided.");
+      if (!config.enableLora) return sglangLoraReply(res, 'LoRA is not enabled; start the server with --enable-lora.');
+      if (loras.has(name)) return sglangLoraReply(res, `The LoRA adapter ${name} is already loaded.`);
+      try {
+        addLora({ name, path });
+      } catch (e) {
+        return sglangLoraReply(res, (e as Error).message);
+      }
+      return sglangLoraReply(res, null);
+    }
+    if (!loras.has(name)) return sglangLoraReply(res, `The LoRA adapter ${name} is not loaded.`);
+    try {
+      core.unloadAdapter(name);
+    } catch (e) {
+      return sglangLoraReply(res, (e as Error).message);
+    }
+    loras.delete(name);
+    flushEvents();
+    return sglangLoraReply(res, null);
+  }
+
   function modelsList(): unknown {
     const perm = (): unknown => ({
       id: `modelperm-${randomUUID().replace(/-/g, '')}`,
@@ -620,8 +677,9 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
       group: null,
       is_blocking: false,
     });
-    const data: unknown[] = servedNames.map((n) => ({ id: n, object: 'model', created: createdS, owned_by: 'vllm', root: options.model, parent: null, max_model_len: maxModelLen, permission: [perm()] }));
-    for (const [name, l] of loras) data.push({ id: name, object: 'model', created: createdS, owned_by: 'vllm', root: l.path, parent: l.baseModelName ?? modelName, max_model_len: null, permission: [perm()] });
+    const owner = sglang ? 'sglang' : 'vllm';
+    const data: unknown[] = servedNames.map((n) => ({ id: n, object: 'model', created: createdS, owned_by: owner, root: options.model, parent: null, max_model_len: maxModelLen, permission: [perm()] }));
+    for (const [name, l] of loras) data.push({ id: name, object: 'model', created: createdS, owned_by: owner, root: l.path, parent: l.baseModelName ?? modelName, max_model_len: null, permission: [perm()] });
     return { object: 'list', data };
   }
 
@@ -635,6 +693,32 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
       sendJson(res, 405, { detail: 'Method Not Allowed' });
       return false;
     };
+    if (sglang) {
+      switch (path) {
+        case '/load_lora_adapter':
+          if (only('POST')) await handleSglangLora('load', req, res);
+          return;
+        case '/unload_lora_adapter':
+          if (only('POST')) await handleSglangLora('unload', req, res);
+          return;
+        case '/get_model_info':
+          if (only('GET')) sendJson(res, 200, { model_path: options.model, tokenizer_path: options.model, is_generation: true });
+          return;
+        case '/health_generate':
+          if (only('GET')) {
+            res.writeHead(200, { 'content-length': 0 });
+            res.end();
+          }
+          return;
+        case '/version':
+        case '/load':
+        case '/reset_prefix_cache':
+        case '/v1/load_lora_adapter':
+        case '/v1/unload_lora_adapter':
+          sendJson(res, 404, { detail: 'Not Found' });
+          return;
+      }
+    }
     switch (path) {
       case '/v1/completions':
         if (only('POST')) await handleGenerate('completion', req, res);
@@ -671,7 +755,7 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
         return;
       case '/metrics':
         if (only('GET')) {
-          metrics.refresh(core.snapshot(), Date.now() / 1000);
+          metrics.refresh(core.snapshot(), Date.now() / 1000, config.blockSize);
           const text = await metrics.render();
           res.writeHead(200, { 'content-type': metrics.contentType });
           res.end(text);
@@ -700,8 +784,8 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
 
   const server = http.createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
-      if (e instanceof ApiError) sendError(res, e);
-      else sendError(res, new ApiError(500, `Internal server error: ${(e as Error)?.message ?? String(e)}`, 'InternalServerError', 500));
+      const err = e instanceof ApiError ? e : new ApiError(500, `Internal server error: ${(e as Error)?.message ?? String(e)}`, 'InternalServerError', 500);
+      sendError(res, err, sglang);
     });
   });
   server.keepAliveTimeout = 65_000;

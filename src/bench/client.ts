@@ -113,6 +113,13 @@ class Semaphore {
   }
 }
 
+/** The `usage` object of an OpenAI response (vLLM adds `prompt_tokens_details.cached_tokens`). */
+interface Usage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  prompt_tokens_details?: { cached_tokens?: number } | null;
+}
+
 interface ChatMsg {
   role: 'system' | 'user' | 'assistant';
   content: string;
@@ -219,6 +226,12 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
       rec.turn = session.turn;
     }
     let text = '';
+    const usageInto = (u: Usage): void => {
+      if (typeof u.prompt_tokens === 'number') rec.promptTokens = u.prompt_tokens;
+      if (typeof u.completion_tokens === 'number') rec.outputTokens = u.completion_tokens;
+      const cached = u.prompt_tokens_details?.cached_tokens;
+      if (typeof cached === 'number') rec.cachedTokens = cached;
+    };
     let timedOut = false;
     const to = setTimeout(() => {
       timedOut = true;
@@ -258,7 +271,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
           }
           let j: {
             choices?: Array<{ delta?: { content?: string | null; reasoning_content?: string | null }; text?: string | null }>;
-            usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+            usage?: Usage | null;
             error?: { message?: string } | string;
           };
           try {
@@ -280,10 +293,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
             last = at;
             rec.outputChunks++;
           }
-          if (j.usage) {
-            if (typeof j.usage.prompt_tokens === 'number') rec.promptTokens = j.usage.prompt_tokens;
-            if (typeof j.usage.completion_tokens === 'number') rec.outputTokens = j.usage.completion_tokens;
-          }
+          if (j.usage) usageInto(j.usage);
         };
         for await (const chunk of res.body) {
           const at = now();
@@ -299,12 +309,11 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
         try {
           const j = JSON.parse(bodyText) as {
             choices?: Array<{ message?: { content?: string | null }; text?: string | null }>;
-            usage?: { prompt_tokens?: number; completion_tokens?: number };
+            usage?: Usage;
           };
           const c = j.choices?.[0];
           text = (api === 'chat' ? c?.message?.content : c?.text) ?? '';
-          if (typeof j.usage?.prompt_tokens === 'number') rec.promptTokens = j.usage.prompt_tokens;
-          if (typeof j.usage?.completion_tokens === 'number') rec.outputTokens = j.usage.completion_tokens;
+          if (j.usage) usageInto(j.usage);
           if (!j.choices) fail('stream', 'response has no choices');
         } catch {
           fail('stream', `response is not JSON: ${bodyText.slice(0, 100)}`);

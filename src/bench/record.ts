@@ -38,6 +38,8 @@ export interface RequestRecord {
   e2eMs: number | null;
   /** Prompt tokens from the response's `usage` (null when the server gave none). */
   promptTokens: number | null;
+  /** Prompt tokens served from the prefix cache (`usage.prompt_tokens_details.cached_tokens`), when the server reports it. */
+  cachedTokens?: number;
   /** Completion tokens from `usage` (null when the server gave none). */
   outputTokens: number | null;
   /** Prompt content tokens the client sent, by its own count (chat adds the template's tokens). */

@@ -54,6 +54,11 @@ export interface RunReport {
   durationS: number;
   /** Total output tokens of successful requests. */
   outputTokens: number;
+  /**
+   * Prefix-cache hits the server reported (`usage.prompt_tokens_details.cached_tokens`) over the
+   * prompt tokens of the same successful requests; null when no request reported it.
+   */
+  prefixCache: { cachedTokens: number; promptTokens: number; hitRate: number } | null;
 }
 
 /** Linear-interpolation percentile of sorted values (`q` in 0..100). */
@@ -184,6 +189,9 @@ export function summarize(records: readonly RequestRecord[], file: string, slo: 
     };
   }
   const lateS = stat(records.map((r) => r.lateMs));
+  const withCache = ok.filter((r) => typeof r.cachedTokens === 'number' && r.promptTokens !== null);
+  const cachedTok = withCache.reduce((a, r) => a + r.cachedTokens!, 0);
+  const promptTokWithCache = withCache.reduce((a, r) => a + r.promptTokens!, 0);
   return {
     file,
     ttftMs: stat(ok.flatMap((r) => (r.ttftMs === null ? [] : [r.ttftMs]))),
@@ -201,6 +209,7 @@ export function summarize(records: readonly RequestRecord[], file: string, slo: 
     endpoints,
     durationS: spanS,
     outputTokens: outTok,
+    prefixCache: withCache.length ? { cachedTokens: cachedTok, promptTokens: promptTokWithCache, hitRate: promptTokWithCache ? cachedTok / promptTokWithCache : 0 } : null,
   };
 }
 
@@ -226,6 +235,7 @@ export const COMPARED: ReadonlyArray<{ label: string; get: (r: RunReport) => num
   { label: 'Output tokens/s', get: (r) => r.throughput.outputTokensPerS, lowerIsBetter: false },
   { label: 'Goodput (req/s)', get: (r) => r.goodput.requestsPerS, lowerIsBetter: false },
   { label: 'Goodput (fraction)', get: (r) => r.goodput.fraction, lowerIsBetter: false },
+  { label: 'Prefix cache hit rate', get: (r) => r.prefixCache?.hitRate ?? null, lowerIsBetter: false },
   { label: 'Requests', get: (r) => r.requests.total, lowerIsBetter: false },
   { label: 'Failed', get: (r) => r.requests.failed, lowerIsBetter: true },
   { label: 'Send lateness p99 (ms)', get: (r) => r.lateMs.p99, lowerIsBetter: true },

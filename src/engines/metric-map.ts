@@ -64,7 +64,8 @@ export const SGLANG_METRICS: DialectMetricNames = {
   generationTokens: ['sglang:generation_tokens_total'],
   ttft: ['sglang:time_to_first_token_seconds'],
   itl: ['sglang:inter_token_latency_seconds', 'sglang:time_per_output_token_seconds'],
-  preemptions: [],
+  /** Counter of retracted (preempted) requests in newer SGLang; older versions only have a gauge. */
+  preemptions: ['sglang:num_retracted_reqs_total'],
   loraInfo: [],
 };
 

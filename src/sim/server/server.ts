@@ -247,10 +247,10 @@ class CoalescingWriter {
     this.flusher.unmark(this);
     const b = this.buf + s;
     this.buf = '';
-    if (!this.res.writableEnded) this.res.end(b);
+    if (!this.res.writableEnded && !this.res.destroyed) this.res.end(b);
   }
   flush(): void {
-    if (this.buf !== '' && !this.res.writableEnded) this.res.write(this.buf);
+    if (this.buf !== '' && !this.res.writableEnded && !this.res.destroyed) this.res.write(this.buf);
     this.buf = '';
   }
 }

@@ -187,6 +187,10 @@ export class VtcFairStrategy implements RoutingStrategy {
     const { candidates, emptyReason } = applyFilters(BASE_FILTERS, req, endpoints, ctx);
     if (candidates.length === 0) return noEndpoint(this.name, emptyReason!);
     const n = candidates.length;
+    for (const [id, c] of this.charged) {
+      if (ctx.nowMs - c.atMs < this.window.windowMs) break; // routing order: the rest are newer
+      this.charged.delete(id); // lost end hook: keep the estimate
+    }
     const loads = candidates.map((e) => e.inflightTokens);
     let allowed = candidates.map(() => true);
     let why = 'least in-flight tokens';

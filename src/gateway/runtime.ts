@@ -8,7 +8,6 @@
  */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import pino from 'pino';
 import { newEndpointState } from '../engines/state.ts';
 import type { FleetConfig } from '../fleet/config.ts';
 import { HealthChecker } from '../fleet/health.ts';
@@ -17,6 +16,7 @@ import { FleetRegistry } from '../fleet/registry.ts';
 import { SimSource, loadStartSim, type StartSim } from '../fleet/sim-source.ts';
 import { Scraper } from '../metrics/scraper.ts';
 import { createLimitsGate } from './limits-store.ts';
+import { createLogger } from './log.ts';
 import { Gateway } from './server.ts';
 
 export interface RunFleetOptions {
@@ -49,7 +49,7 @@ export interface RunningFleet {
  * necessarily ready). On a startup failure, whatever was started is stopped before rethrowing.
  */
 export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Promise<RunningFleet> {
-  const log = opts.logger ?? pino({ level: cfg.gateway.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
+  const log = opts.logger ?? createLogger(cfg.gateway.logLevel);
   if (opts.staticOnly) {
     const bad = cfg.models.filter((m) => !m.endpoints);
     if (bad.length) throw new Error(`\`inferplane gateway\` serves static endpoints only; use \`inferplane up\` for ${bad.map((m) => m.name).join(', ')} (command or simulator models)`);

@@ -26,7 +26,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { Pool, errors as undiciErrors } from 'undici';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './log.ts';
 import { ApiError } from '../openai/errors.ts';
 import type { EndpointState } from '../engines/state.ts';
 import type { FleetConfig, ModelConfig } from '../fleet/config.ts';
@@ -118,7 +119,7 @@ export class Gateway {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.metrics = new GatewayMetrics(this.fleet, { defaultMetrics: true });
-    this.log = opts.logger ?? pino({ level: this.settings.logLevel, base: { component: 'gateway' } }, pino.destination({ dest: 1, sync: false }));
+    this.log = opts.logger ?? createLogger(this.settings.logLevel).child({ component: 'gateway' });
     this.selector = new StrategySelector(this.settings.routing);
     this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.dispatch(req, res));
     this.server.on('connection', (s: Socket) => {
@@ -330,7 +331,7 @@ export class Gateway {
       const model = this.fleet.modelConfig(resolved.model)!;
       const sel = this.selector.select(model, hdr['routing-strategy'] as string | undefined, hdr['config-profile'] as string | undefined, parsed.promptLengthEstimate, parsed.maxTokens);
       strategyName = sel.spec;
-      if (this.limits) {
+      if (this.limits && (key?.rpm || key?.tpm || sel.requestsPerSecond)) {
         await this.limits.admit(key, resolved.model, sel.requestsPerSecond, t0);
         if (sel.requestsPerSecond) rpsModel = resolved.model;
       }

@@ -5,7 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
 import { startFakeUpstream } from '../../src/bench/fake-upstream.ts';
+import { registerBench } from '../../src/cli/bench.ts';
 import type { RequestRecord } from '../../src/bench/record.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -115,10 +117,20 @@ test('bench run / report: bad flags get an error naming the flag', async () => {
     [['bench', 'run', '--base-url', 'http://x', '--model', 'm', '--out', '/tmp/x', '--synthetic', 'shared-prefix'], /--rate is required/],
     [['bench', 'run', '--base-url', 'not a url', '--model', 'm', '--out', '/tmp/x', '--synthetic', 'random', '--rate', '1', '--max-requests', '1'], /--base-url must be an absolute URL/],
     [['bench', 'run', '--base-url', 'http://x', '--model', 'm', '--out', '/tmp/x', '--trace', '/nonexistent.csv', '--trace-format', 'azure'], /nonexistent\.csv: cannot read trace file/],
+    [['bench', 'run', '--base-url', 'http://x', '--model', 'm', '--out', '/tmp/x', '--synthetic', 'random', '--max-requests', '0'], /--max-requests must be an integer > 0/],
     [['bench', 'report', '/nonexistent.jsonl'], /nonexistent\.jsonl: cannot read results file/],
     [['bench', 'report', '/nonexistent.jsonl', '--slo', 'ttft'], /--slo: cannot read/],
   ];
+  // In-process (fast): commander's exit is turned into an exception.
   for (const [args, re] of cases) {
+    let err = '';
+    const program = new Command().exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => {} });
+    registerBench(program);
+    await assert.rejects(program.parseAsync(args, { from: 'user' }), (e: unknown) => e instanceof CommanderError && e.exitCode !== 0, args.join(' '));
+    assert.match(err, re, `${args.join(' ')}\nstderr: ${err}`);
+  }
+  // Through the real binary: a non-zero exit and no stack trace.
+  for (const [args, re] of [cases[0]!, cases[9]!]) {
     const r = await cli(args).result;
     assert.notEqual(r.code, 0, args.join(' '));
     assert.match(r.stderr, re, `${args.join(' ')}\nstderr: ${r.stderr}`);

@@ -15,6 +15,9 @@
  *   (`generate_block_hash_extra_keys`): the LoRA adapter **name** on every block (newest vLLM; older
  *   versions used the int id), the `cache_salt` on the first block only. Empty -> null.
  *
+ * Token ids must be integers in [0, 2^32) (every real vocabulary is): cbor-x writes larger JS numbers
+ * as floats where cbor2 would write a uint64.
+ *
  * Representation: hashing chains full 32-byte digests (`Uint8Array`); KV events carry, by default
  * (`VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=1`), the **lower 64 bits of the digest read big-endian**
  * (= its last 8 bytes) as an unsigned 64-bit int (`maybe_convert_block_hash`). `hashBlockChain`

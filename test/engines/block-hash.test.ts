@@ -63,3 +63,13 @@ test('incremental chain equals the one-shot chain', () => {
   assert.deepEqual(got.map(hex), hashBlockChainDigests(toks, 16, { loraName: 'x' }).map(hex));
   assert.equal(chain.blocks, 3);
 });
+
+test('matches vectors computed with Python cbor2 (6.1.4, canonical=True) + hashlib, PYTHONHASHSEED=0', () => {
+  // python: h = lambda x: hashlib.sha256(cbor2.dumps(x, canonical=True)).digest(); none = h("0")
+  //         chain h((parent, tuple(block), extra_keys)); uint64 = int.from_bytes(d, "big") & (2**64 - 1)
+  const toks = Array.from({ length: 32 }, (_, i) => 100 + i);
+  assert.deepEqual(hashBlockChain(toks, 16), [8468860364822751900n, 5659426989048894505n]);
+  assert.deepEqual(hashBlockChain(toks.slice(0, 16), 16, { loraName: 'lora-a' }), [3733651109250492991n]);
+  const mixed = [128000, 70000, 300, 24, 23, 128000, 70000, 300, 24, 23, 128000, 70000, 300, 24, 23, 127999];
+  assert.deepEqual(hashBlockChain(mixed, 16), [17605112732876995911n]);
+});

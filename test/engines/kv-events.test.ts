@@ -27,9 +27,9 @@ test('codec round-trips and matches msgspec array_like layout', () => {
   };
   const bytes = encodeKvEventBatch(batch);
   assert.deepEqual(decodeKvEventBatch(bytes), batch);
-  // the layout a Python msgspec decoder expects, built independently
+  // the layout msgspec writes, built independently (ints in their shortest msgpack form)
   const expected = encode(
-    [1700000000.25, [['BlockStored', [BIG, 5n], null, [1, 2, 3, 4, 5, 6, 7, 8], 4, null, 'GPU', null], ['BlockRemoved', [BIG], 'GPU'], ['AllBlocksCleared']]],
+    [1700000000.25, [['BlockStored', [BIG, 5], null, [1, 2, 3, 4, 5, 6, 7, 8], 4, null, 'GPU', null], ['BlockRemoved', [BIG], 'GPU'], ['AllBlocksCleared']]],
     { useBigInt64: true },
   );
   assert.deepEqual(Buffer.from(bytes), Buffer.from(expected));
@@ -126,4 +126,25 @@ test('a sequence gap is replayed from the ROUTER, or reported when no replay end
   await raw.send(['', encodeSeq(0), payload]); // publisher restart
   await until(() => noReplayGaps.length > 1, 'restart');
   assert.deepEqual(noReplayGaps[1], { kind: 'restart', expected: 4n, got: 0n });
+});
+
+test('wire-compatible with Python msgspec (0.22) using vLLM\'s KVEventBatch schema, both directions', () => {
+  // Bytes produced by msgspec.msgpack.encode(KVEventBatch(ts=1.5, events=[BlockStored([2**64-1, 3], None, [1, 2], 1,
+  // None, "GPU", None), BlockRemoved([3], "GPU"), AllBlocksCleared()], data_parallel_rank=0)) with vLLM's structs
+  // (array_like=True, omit_defaults=True, tag=True).
+  const fromPython = Buffer.from(
+    '93cb3ff80000000000009398ab426c6f636b53746f72656492cfffffffffffffffff03c092010201c0a3475055c093ac426c6f636b52656d6f7665649103a347505591b0416c6c426c6f636b73436c656172656400',
+    'hex',
+  );
+  const batch: KvEventBatch = {
+    ts: 1.5,
+    events: [
+      { type: 'BlockStored', blockHashes: [2n ** 64n - 1n, 3n], parentBlockHash: null, tokenIds: [1, 2], blockSize: 1, loraId: null, medium: 'GPU', loraName: null },
+      { type: 'BlockRemoved', blockHashes: [3n], medium: 'GPU' },
+      { type: 'AllBlocksCleared' },
+    ],
+    dataParallelRank: 0,
+  };
+  assert.deepEqual(decodeKvEventBatch(fromPython), batch);
+  assert.equal(Buffer.from(encodeKvEventBatch(batch)).toString('hex'), fromPython.toString('hex'), 'byte-identical to msgspec');
 });

@@ -67,8 +67,11 @@ export interface KvEventBatch {
 const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: false });
 const decoder = new Decoder({ useBigInt64: true });
 
-function encodeHash(h: ExternalBlockHash): bigint | Uint8Array {
-  return h;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Small hashes as numbers so the encoder picks the shortest int format, as msgspec does (byte-identical output). */
+function encodeHash(h: ExternalBlockHash): number | bigint | Uint8Array {
+  return typeof h === 'bigint' && h <= MAX_SAFE && h >= 0n ? Number(h) : h;
 }
 
 /**
@@ -79,7 +82,7 @@ export function encodeKvEventBatch(batch: KvEventBatch): Uint8Array {
   const events = batch.events.map((e) => {
     switch (e.type) {
       case 'BlockStored': {
-        const a: unknown[] = ['BlockStored', e.blockHashes.map(encodeHash), e.parentBlockHash, e.tokenIds, e.blockSize, e.loraId, e.medium, e.loraName];
+        const a: unknown[] = ['BlockStored', e.blockHashes.map(encodeHash), e.parentBlockHash === null ? null : encodeHash(e.parentBlockHash), e.tokenIds, e.blockSize, e.loraId, e.medium, e.loraName];
         if (e.extraKeys !== undefined || e.groupIdx != null) a.push(e.extraKeys ?? null);
         if (e.groupIdx != null) a.push(e.groupIdx);
         return a;

@@ -55,6 +55,13 @@ export interface GatewayOptions {
   random?: () => number;
 }
 
+/** Outcome of one upstream exchange (see `Gateway.exchange`). */
+type Exchange =
+  | { kind: 'error'; err: unknown }
+  | { kind: 'retry'; status: number }
+  | { kind: 'broken'; err: unknown; status: number; usage?: TokenUsage }
+  | { kind: 'done'; status: number; usage?: TokenUsage; sse: boolean; firstMs: number; lastMs: number; chunks: number };
+
 /** Gateway-measured latency per endpoint (EWMA, ms). */
 export interface ObservedLatency {
   ttftMs?: number;
@@ -481,104 +488,48 @@ export class Gateway {
         strategy.onRequestStart?.(p.rreq, ep, ctx);
         const sendMs = this.now();
         let ok = false;
-        let sawFirst = false;
         let usage: TokenUsage | undefined;
         try {
-          let up;
-          try {
-            up = await this.pool(ep).request({ path: p.path, method: 'POST', headers, body: p.body, signal: ac });
-          } catch (e) {
+          const canRetry5xx = attempt < this.settings.maxAttempts && this.fleet.readyEndpoints(baseModel).some((e) => !tried.includes(e.id));
+          const out = await this.exchange(res, ep, ac, () => clientGone, headers, p, decision.headers, canRetry5xx, () => strategy.onFirstToken?.(p.rreq, ep, ctx));
+          if (out.kind === 'error') {
             if (clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
-            const kind = classify(e);
+            const kind = classify(out.err);
             this.metrics.countUpstreamError(ep.id, kind);
             if (kind === 'timeout') throw E.upstreamTimeout(ep.id, this.settings.upstreamTimeoutMs);
             if (kind === 'connect') this.fleet.setReady(ep.id, false); // passive health check
-            lastErr = E.upstreamUnreachable(ep.id, (e as Error).message || (e as { code?: string }).code || 'error');
-            continue; // retry on another endpoint
+            lastErr = E.upstreamUnreachable(ep.id, (out.err as Error)?.message || (out.err as { code?: string })?.code || 'error');
+            continue; // nothing was sent to the client: retry on another endpoint
           }
-          if (up.statusCode >= 500 && attempt < this.settings.maxAttempts && this.fleet.readyEndpoints(baseModel).some((e) => !tried.includes(e.id))) {
+          if (out.kind === 'retry') {
             // 5xx before any byte was sent: retry elsewhere.
             this.metrics.countUpstreamError(ep.id, 'status_5xx');
-            await up.body.dump().catch(() => undefined);
-            lastErr = E.upstreamUnreachable(ep.id, `status ${up.statusCode}`);
+            lastErr = E.upstreamUnreachable(ep.id, `status ${out.status}`);
             continue;
           }
-          // Commit to this response.
-          const outHeaders: Record<string, string | string[]> = {};
-          for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) outHeaders[k] = v;
-          if (!p.strip && up.headers['content-length'] !== undefined) outHeaders['content-length'] = up.headers['content-length'] as string;
-          outHeaders['x-request-id'] = p.requestId;
-          outHeaders['target-pod'] = ep.id;
-          outHeaders['x-routing-strategy'] = p.sel.spec;
-          if (p.sel.profile) outHeaders['x-config-profile'] = p.sel.profile;
-          if (decision.headers) for (const k in decision.headers) outHeaders[k] = decision.headers[k]!;
-          res.writeHead(up.statusCode, outHeaders);
-          const isSse = p.parsed.stream && up.statusCode < 300;
-          const tap = isSse && !p.strip ? new UsageTap() : undefined;
-          const stripper = isSse && p.strip ? new UsageStripper() : undefined;
-          const collect: Buffer[] | undefined = !isSse && up.statusCode < 300 ? [] : undefined;
-          let firstMs = 0;
-          let lastMs = 0;
-          let chunks = 0;
-          await new Promise<void>((resolve, reject) => {
-            const body = up.body;
-            body.on('data', (chunk: Buffer) => {
-              const t = this.now();
-              if (!sawFirst) {
-                sawFirst = true;
-                firstMs = t;
-                strategy.onFirstToken?.(p.rreq, ep, ctx);
-              }
-              lastMs = t;
-              chunks++;
-              let outChunk: Buffer = chunk;
-              if (stripper) outChunk = stripper.push(chunk);
-              else if (tap) tap.push(chunk);
-              else if (collect) collect.push(chunk);
-              if (outChunk.length && !res.write(outChunk)) {
-                body.pause();
-                res.once('drain', () => body.resume());
-              }
-            });
-            body.on('end', () => {
-              if (stripper) {
-                const rest = stripper.end();
-                if (rest.length) res.write(rest);
-              }
-              tap?.end();
-              res.end();
-              resolve();
-            });
-            body.on('error', reject);
-          });
-          usage = tap?.usage ?? stripper?.usage ?? (collect ? usageFromJson(Buffer.concat(collect)) : undefined);
-          const ttft = sawFirst ? firstMs - sendMs : undefined;
+          usage = out.usage;
+          if (out.kind === 'broken') {
+            // Failure after the response started (mid-stream): nothing can be retried.
+            const kind = clientGone ? 'aborted' : classify(out.err);
+            this.metrics.countUpstreamError(ep.id, kind);
+            res.destroy();
+            return { status: clientGone ? 499 : 502, endpoint: ep.id, reason: `${decision.reason}; stream broken (${kind})`, attempts: attempt, usage };
+          }
+          const ttft = out.chunks > 0 ? out.firstMs - sendMs : undefined;
           if (ttft !== undefined) {
             this.metrics.observeTtft(baseModel, ep.id, ttft / 1000);
             const obs = this.observed.get(ep.id) ?? { requests: 0 };
             obs.requests++;
             obs.ttftMs = obs.ttftMs === undefined ? ttft : obs.ttftMs * 0.8 + ttft * 0.2;
-            if (isSse && chunks > 1) {
-              const itl = (lastMs - firstMs) / (chunks - 1);
+            if (out.sse && out.chunks > 1) {
+              const itl = (out.lastMs - out.firstMs) / (out.chunks - 1);
               obs.itlMs = obs.itlMs === undefined ? itl : obs.itlMs * 0.8 + itl * 0.2;
               this.metrics.observeItl(baseModel, ep.id, itl / 1000);
             }
             this.observed.set(ep.id, obs);
           }
-          ok = up.statusCode < 400;
-          return { status: up.statusCode, endpoint: ep.id, reason: decision.reason, attempts: attempt, usage, ttftMs: ttft };
-        } catch (e) {
-          if (e instanceof ApiError) throw e;
-          // Failure after the response started (mid-stream): nothing can be retried.
-          const kind = clientGone ? 'aborted' : classify(e);
-          this.metrics.countUpstreamError(ep.id, kind);
-          if (res.headersSent) {
-            res.destroy();
-            return { status: clientGone ? 499 : 502, endpoint: ep.id, reason: `${decision.reason}; stream broken (${kind})`, attempts: attempt, usage };
-          }
-          if (clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
-          if (kind === 'timeout') throw E.upstreamTimeout(ep.id, this.settings.upstreamTimeoutMs);
-          throw E.upstreamUnreachable(ep.id, (e as Error).message);
+          ok = out.status < 400;
+          return { status: out.status, endpoint: ep.id, reason: decision.reason, attempts: attempt, usage, ttftMs: ttft };
         } finally {
           ep.inflightRequests--;
           ep.inflightTokens -= tokens;
@@ -593,6 +544,130 @@ export class Gateway {
       res.off('close', onClose);
       this.active.delete(ac);
     }
+  }
+
+  /**
+   * One upstream exchange through undici's low-level `dispatch` (no stream objects on the hot path):
+   * a 5xx answer is discarded when `canRetry5xx` (nothing reaches the client); any other answer is
+   * committed: headers written, body chunks written as they arrive (pausing upstream while the
+   * client socket is full), usage read on the way. Never rejects.
+   */
+  private exchange(
+    res: ServerResponse,
+    ep: EndpointState,
+    abortSignal: EventEmitter,
+    clientGone: () => boolean,
+    headers: Record<string, string>,
+    p: { path: string; requestId: string; sel: { spec: string; profile?: string }; parsed: ParsedInference; body: Buffer; strip: boolean },
+    extraHeaders: Record<string, string> | undefined,
+    canRetry5xx: boolean,
+    onFirst: () => void,
+  ): Promise<Exchange> {
+    return new Promise<Exchange>((resolve) => {
+      let status = 0;
+      let committed = false;
+      let discard = false;
+      let settled = false;
+      let tap: UsageTap | undefined;
+      let stripper: UsageStripper | undefined;
+      let collect: Buffer[] | undefined;
+      let sse = false;
+      let firstMs = 0;
+      let lastMs = 0;
+      let chunks = 0;
+      let abortFn: ((err?: Error) => void) | null = null;
+      let resumeFn: (() => void) | null = null;
+      const onAbort = () => abortFn?.(new undiciErrors.RequestAbortedError());
+      abortSignal.once('abort', onAbort);
+      const done = (x: Exchange) => {
+        if (settled) return;
+        settled = true;
+        abortSignal.off('abort', onAbort);
+        resolve(x);
+      };
+      const now = this.now;
+      this.pool(ep).dispatch(
+        { path: p.path, method: 'POST', headers, body: p.body },
+        {
+          onConnect(abort: (err?: Error) => void) {
+            abortFn = abort;
+            if (clientGone()) abort(new undiciErrors.RequestAbortedError());
+          },
+          onHeaders(statusCode: number, raw: Buffer[] | string[] | null, resume: () => void): boolean {
+            status = statusCode;
+            if (statusCode >= 500 && canRetry5xx) {
+              discard = true;
+              return true;
+            }
+            committed = true;
+            const out: Record<string, string | string[]> = {};
+            if (raw) {
+              for (let i = 0; i + 1 < raw.length; i += 2) {
+                const k = raw[i]!.toString().toLowerCase();
+                if (k === 'content-length') {
+                  if (!p.strip) out[k] = raw[i + 1]!.toString(); // the stripped stream is shorter
+                  continue;
+                }
+                if (HOP_BY_HOP.has(k)) continue;
+                const v = raw[i + 1]!.toString();
+                const prev = out[k];
+                out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+              }
+            }
+            out['x-request-id'] = p.requestId;
+            out['target-pod'] = ep.id;
+            out['x-routing-strategy'] = p.sel.spec;
+            if (p.sel.profile) out['x-config-profile'] = p.sel.profile;
+            if (extraHeaders) for (const k in extraHeaders) out[k] = extraHeaders[k]!;
+            res.writeHead(statusCode, out);
+            sse = p.parsed.stream && statusCode < 300;
+            if (sse) {
+              if (p.strip) stripper = new UsageStripper();
+              else tap = new UsageTap();
+            } else if (statusCode < 300) collect = [];
+            resumeFn = resume;
+            return true;
+          },
+          onData(chunk: Buffer): boolean {
+            if (discard) return true;
+            const t = now();
+            if (chunks === 0) {
+              firstMs = t;
+              onFirst();
+            }
+            lastMs = t;
+            chunks++;
+            let outChunk = chunk;
+            if (stripper) outChunk = stripper.push(chunk);
+            else if (tap) tap.push(chunk);
+            else if (collect) collect.push(chunk);
+            if (outChunk.length && !res.write(outChunk)) {
+              res.once('drain', resumeFn!);
+              return false;
+            }
+            return true;
+          },
+          onComplete() {
+            if (discard) return done({ kind: 'retry', status });
+            if (stripper) {
+              const rest = stripper.end();
+              if (rest.length) res.write(rest);
+            }
+            tap?.end();
+            res.end();
+            const usage = tap?.usage ?? stripper?.usage ?? (collect ? usageFromJson(collect.length === 1 ? collect[0]! : Buffer.concat(collect)) : undefined);
+            done({ kind: 'done', status, usage, sse, firstMs, lastMs, chunks });
+          },
+          onError(err: Error) {
+            if (committed) done({ kind: 'broken', err, status, usage: tap?.usage ?? stripper?.usage });
+            else done({ kind: 'error', err });
+          },
+          onUpgrade() {
+            /* never requested */
+          },
+        },
+      );
+    });
   }
 
   private async admin(req: IncomingMessage, res: ServerResponse, method: string, path: string): Promise<void> {

@@ -50,10 +50,13 @@ export class PromptFactory {
   readonly tokenizer: Tokenizer;
   private readonly cache = new Map<string, string>();
 
-  /** `model` picks the tokenizer (`tokenizerFor`), `seed` makes every text reproducible. */
+  /**
+   * `model` picks the tokenizer (`tokenizerFor`), `seed` makes every text reproducible (a string
+   * seed, e.g. `"0/run-b"`, gives other text for the same workload).
+   */
   constructor(
     model: string,
-    readonly seed: number = 0,
+    readonly seed: number | string = 0,
     tokenizer?: Tokenizer,
   ) {
     this.tokenizer = tokenizer ?? tokenizerFor(model);

@@ -90,6 +90,7 @@ interface RunFlags {
   apiKey?: string;
   header: Record<string, string>;
   seed: number;
+  promptSalt?: string;
   api: 'chat' | 'completions';
   stream: boolean;
   ignoreEos: boolean;
@@ -109,7 +110,7 @@ async function benchRun(f: RunFlags, cmd: Command): Promise<void> {
   } catch {
     cmd.error(`error: --base-url must be an absolute URL (e.g. http://127.0.0.1:8000), got ${JSON.stringify(f.baseUrl)}`);
   }
-  const prompts = new PromptFactory(f.model, f.seed);
+  const prompts = new PromptFactory(f.model, f.promptSalt === undefined ? f.seed : `${f.seed}/${f.promptSalt}`);
   let built;
   try {
     built = buildSchedule({
@@ -279,6 +280,7 @@ export function registerBench(program: Command): void {
     .option('--api-key <key>', 'sent as Authorization: Bearer <key> (default $OPENAI_API_KEY)', process.env.OPENAI_API_KEY)
     .option('--header <k: v>', "extra request header, repeatable (e.g. 'routing-strategy: prefix-cache')", header, {} as Record<string, string>)
     .option('--seed <n>', 'seed for arrivals and prompt text', intArg('--seed'), 0)
+    .option('--prompt-salt <s>', 'changes the prompt text only (not lengths or times), so a second run does not hit the prefix cache the first one filled')
     .addOption(new Option('--api <api>', 'OpenAI API to call').choices(['chat', 'completions']).default('chat'))
     .option('--no-stream', 'non-streaming requests (no TTFT/ITL)')
     .option('--no-ignore-eos', 'do not send ignore_eos (for servers that reject vLLM extensions)')

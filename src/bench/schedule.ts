@@ -7,8 +7,8 @@ import { arrivalTimes, type ArrivalShape } from './arrivals.ts';
 import type { ScheduledItem } from './client.ts';
 import { loadDataset } from './datasets.ts';
 import { createRng } from './rng.ts';
-import { loadAzureTrace, loadMooncakeTrace } from './traces.ts';
-import { multiTurnSessions, PREBLE_PRESETS, randomRequests, sharedPrefixRequests, traceRequests, type PreblePreset, type WorkItem } from './workload.ts';
+import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS } from './traces.ts';
+import { multiTurnSessions, PREBLE_PRESETS, randomRequests, sharedPrefixRequests, traceRequests, type PreblePreset, type RequestSpec, type WorkItem } from './workload.ts';
 
 /** Workload and schedule options (the `bench run` flags). Times in seconds, rates in req/s. */
 export interface ScheduleOptions {
@@ -40,7 +40,25 @@ export interface ScheduleOptions {
   thinkTimeS?: number;
   systemTokens?: number;
   seed?: number;
+  /**
+   * Clip generated and trace prompts to at most this many tokens (Mooncake hash ids are cut to
+   * match), for models whose context is shorter than the trace's longest prompts. Literal text
+   * (datasets) is not clipped.
+   */
+  maxInputTokens?: number;
   tokenizer: Tokenizer;
+}
+
+/** Clips a spec's prompt to `max` tokens (see {@link ScheduleOptions.maxInputTokens}). */
+export function clipSpec(spec: RequestSpec, max: number): RequestSpec {
+  if (spec.text !== undefined || spec.inputTokens <= max) return spec;
+  const out: RequestSpec = { ...spec, inputTokens: max };
+  if (spec.hashIds) out.hashIds = spec.hashIds.slice(0, Math.ceil(max / MOONCAKE_BLOCK_TOKENS));
+  if (spec.prefix) {
+    if (max <= 1) delete out.prefix;
+    else out.prefix = { id: spec.prefix.id, tokens: Math.min(spec.prefix.tokens, max - 1) };
+  }
+  return out;
 }
 
 /** The schedule and a one-line description of it. */
@@ -153,5 +171,21 @@ export function buildSchedule(o: ScheduleOptions): BuiltSchedule {
     if (base.kind === 'request') return { atMs, item: { kind: 'request', request: { ...base.request, key: `${base.request.key}#${round}` } } };
     return { atMs, item: { kind: 'session', session: { ...base.session, id: `${base.session.id}#${round}` } } };
   });
+  if (o.maxInputTokens !== undefined) {
+    const max = o.maxInputTokens;
+    if (!(Number.isInteger(max) && max >= 1)) throw new Error(`--max-input-tokens must be an integer >= 1, got ${max}`);
+    let clipped = 0;
+    for (const s of out) {
+      if (s.item.kind === 'request') {
+        const c = clipSpec(s.item.request, max);
+        if (c !== s.item.request) clipped++;
+        s.item = { kind: 'request', request: c };
+      } else {
+        const turns = s.item.session.turns.map((t) => ({ ...t, request: clipSpec(t.request, max) }));
+        s.item = { kind: 'session', session: { ...s.item.session, turns } };
+      }
+    }
+    if (clipped > 0) what += `, ${clipped} prompts clipped to ${max} tokens`;
+  }
   return { items: out, description: `${what}; ${out.length} scheduled` };
 }

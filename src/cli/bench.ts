@@ -91,6 +91,7 @@ interface RunFlags {
   header: Record<string, string>;
   seed: number;
   promptSalt?: string;
+  maxInputTokens?: number;
   api: 'chat' | 'completions';
   stream: boolean;
   ignoreEos: boolean;
@@ -134,6 +135,7 @@ async function benchRun(f: RunFlags, cmd: Command): Promise<void> {
       ...(f.thinkTime !== undefined ? { thinkTimeS: f.thinkTime } : {}),
       ...(f.systemTokens !== undefined ? { systemTokens: f.systemTokens } : {}),
       seed: f.seed,
+      ...(f.maxInputTokens !== undefined ? { maxInputTokens: f.maxInputTokens } : {}),
       tokenizer: prompts.tokenizer,
     });
   } catch (e) {
@@ -257,6 +259,7 @@ export function registerBench(program: Command): void {
     .option('--multi-turn', 'ShareGPT: one session per conversation instead of its first exchange')
     .addOption(new Option('--synthetic <type>', 'generated workload').choices(['shared-prefix', 'multi-turn', 'random']))
     .option('--input-tokens <n>', 'prompt tokens (random: exact; shared-prefix: mean total; multi-turn: mean per turn)', positiveInt('--input-tokens'))
+    .option('--max-input-tokens <n>', "clip generated and trace prompts to this many tokens (for models with a shorter context than the trace's prompts)", positiveInt('--max-input-tokens'))
     .option('--output-tokens <n>', 'output tokens per request (max_tokens; default 128)', positiveInt('--output-tokens'))
     .addOption(new Option('--preset <name>', 'shared-prefix preset (Preble paper profiles)').choices(Object.keys(PREBLE_PRESETS)))
     .option('--num-prefixes <n>', 'shared-prefix: distinct prefixes (default 10)', positiveInt('--num-prefixes'))

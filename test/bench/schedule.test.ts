@@ -61,3 +61,16 @@ test('prompt salt changes the text, not its length', () => {
   assert.notEqual(a, b);
   assert.equal(tokenizer.encode(b).length, 40);
 });
+
+test('--max-input-tokens clips trace prompts and their Mooncake blocks', () => {
+  const file = fileURLToPath(new URL('../../../shared/data/traces/mooncake-conversation.jsonl', import.meta.url));
+  const s = buildSchedule({ source: { kind: 'trace', file, format: 'mooncake' }, maxRequests: 300, maxInputTokens: 4000, tokenizer });
+  assert.match(s.description, /prompts clipped to 4000 tokens/);
+  for (const i of s.items) {
+    assert.ok(i.item.kind === 'request');
+    const r = i.item.request;
+    assert.ok(r.inputTokens <= 4000);
+    assert.equal(r.hashIds!.length, Math.ceil(r.inputTokens / 512));
+  }
+  assert.throws(() => buildSchedule({ source: { kind: 'trace', file, format: 'mooncake' }, maxRequests: 3, maxInputTokens: 0, tokenizer }), /--max-input-tokens/);
+});

@@ -33,6 +33,14 @@ export const PRESETS: Record<string, { stages: { rate: number; durationS: number
   'reasoning-lite': { stages: [{ rate: 1, durationS: 1200 }], systemPromptTokens: 100, questionTokens: 934, outputTokens: 1448 },
 };
 
+/**
+ * Whether replayed prompts repeat whole (`cycle`, inference-perf cycling its G x P prompt pool) or
+ * only share the group's system prompt (`unique`). Default `cycle`: with `unique` the replays of
+ * the 20 req/s stages saturate under any physically plausible prefill cost (prefill >= roofline at
+ * peak), which the real runs did not. Override with SIM_CAL_QUESTION_REUSE=unique to test it.
+ */
+export const QUESTION_REUSE: 'cycle' | 'unique' = (process.env.SIM_CAL_QUESTION_REUSE as 'cycle' | 'unique' | undefined) ?? 'cycle';
+
 /** One replayable calibration record. */
 export interface CalibrationCase {
   id: string;
@@ -137,6 +145,7 @@ export function loadCalibrationCases(file: string, opts: { warmupS?: number; mea
         outputTokens: preset.outputTokens,
         prefixGroups: 10,
         promptsPerGroup: 10,
+        questionReuse: QUESTION_REUSE,
       },
       seed: 1,
     };

@@ -29,7 +29,7 @@ export const lengthDistSchema = z.union([
 ]);
 export type LengthDist = z.infer<typeof lengthDistSchema>;
 
-/** inference-perf `shared_prefix`: G groups share a system prompt; each group has P distinct questions; requests cycle through the G x P prompts. */
+/** inference-perf `shared_prefix`: G groups share a system prompt; each group has P distinct questions; requests cycle through the G x P prompts (or get unique questions, `questionReuse`). */
 export const sharedPrefixSchema = z
   .object({
     type: z.literal('sharedPrefix'),
@@ -40,6 +40,12 @@ export const sharedPrefixSchema = z
     outputTokens: z.number().int().min(1),
     prefixGroups: z.number().int().min(1),
     promptsPerGroup: z.number().int().min(1),
+    /**
+     * `cycle` (default): the G x P prompts repeat in round-robin order (a prompt is re-sent every
+     * G x P requests, so it can hit the prefix cache whole). `unique`: every request gets a fresh
+     * question after its group's shared system prompt (only the system prompt is shared).
+     */
+    questionReuse: z.enum(['cycle', 'unique']).default('cycle'),
   })
   .strict();
 

@@ -2,8 +2,8 @@
  * Turns an experiment's workload spec into the request list the DES replays, with synthetic prompt
  * token ids whose sharing follows the workload:
  * - `sharedPrefix`: group g's requests share g's system-prompt ids; the G x P prompts (system +
- *   question) are sent in round-robin order, so a prompt repeats every G x P requests (as
- *   inference-perf's shared_prefix generator cycles its prompt pool);
+ *   question) are sent in round-robin order, so a prompt repeats every G x P requests
+ *   (`questionReuse: 'cycle'`), or every request gets a fresh question (`'unique'`);
  * - `poisson` and Azure traces: unique ids per request (no sharing beyond chance);
  * - Mooncake traces: each `hash_id` becomes 512 deterministic ids, so equal ids share KV blocks.
  * Token ids are generated lazily per request (`tokens()`), so a one-hour trace does not hold all
@@ -137,7 +137,22 @@ export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: st
     };
     arr.forEach((a, i) => {
       const k = i % nPrompts;
-      requests.push({ arrivalMs: a.t, stage: a.stage, promptLen: pLen, outputTokens: oLen, tokens: () => promptAt(k) });
+      if (w.questionReuse === 'unique') {
+        const g = Math.floor(k / w.promptsPerGroup);
+        requests.push({
+          arrivalMs: a.t,
+          stage: a.stage,
+          promptLen: pLen,
+          outputTokens: oLen,
+          tokens: () => {
+            const p = new Int32Array(pLen);
+            const sys = Math.min(w.systemPromptTokens, pLen);
+            syntheticIds(1, g + opts.seed * 7919, sys, vocab, p, 0);
+            syntheticIds(6, i + opts.seed * 1_000_003, pLen - sys, vocab, p, sys);
+            return p;
+          },
+        });
+      } else requests.push({ arrivalMs: a.t, stage: a.stage, promptLen: pLen, outputTokens: oLen, tokens: () => promptAt(k) });
     });
   } else if (w.type === 'poisson') {
     const arr: { t: number; stage: number }[] = [];

@@ -100,6 +100,16 @@ test('qualitative effects: prefix sharing lowers TTFT', () => {
   assert.ok(shared.overall.ttftMs.mean < unique.overall.ttftMs.mean, `${shared.overall.ttftMs.mean} < ${unique.overall.ttftMs.mean}`);
 });
 
+test('sharedPrefix questionReuse: cycled prompts hit whole, unique questions share only the system prompt', () => {
+  const wl = (questionReuse: 'cycle' | 'unique'): ExperimentInput['workload'] => ({ type: 'sharedPrefix', stages: [{ rate: 10, durationS: 4 }], systemPromptTokens: 160, questionTokens: 320, outputTokens: 8, prefixGroups: 2, promptsPerGroup: 2, questionReuse });
+  const cyc = run(exp({ workload: wl('cycle') }));
+  const uni = run(exp({ workload: wl('unique') }));
+  // cycle: 4 distinct prompts of 480 tokens, 40 requests: all but the first 4 hit 464 tokens.
+  assert.ok(cyc.cluster.prefixCacheHitRate > 0.85, String(cyc.cluster.prefixCacheHitRate));
+  // unique: at most the 160-token system prompt of 480 hits.
+  assert.ok(uni.cluster.prefixCacheHitRate > 0.25 && uni.cluster.prefixCacheHitRate <= 160 / 480, String(uni.cluster.prefixCacheHitRate));
+});
+
 test('qualitative effects: a smaller KV cache causes preemptions', () => {
   const wl: ExperimentInput['workload'] = { type: 'poisson', stages: [{ rate: 20, durationS: 4 }], inputTokens: 500, outputTokens: 300 };
   const big = run(exp({ workload: wl }));

@@ -7,7 +7,7 @@ import { arrivalTimes, type ArrivalShape } from './arrivals.ts';
 import type { ScheduledItem } from './client.ts';
 import { loadDataset } from './datasets.ts';
 import { createRng } from './rng.ts';
-import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS } from './traces.ts';
+import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS, spreadBuckets } from './traces.ts';
 import { multiTurnSessions, PREBLE_PRESETS, randomRequests, sharedPrefixRequests, traceRequests, type PreblePreset, type RequestSpec, type WorkItem } from './workload.ts';
 
 /** Workload and schedule options (the `bench run` flags). Times in seconds, rates in req/s. */
@@ -46,6 +46,8 @@ export interface ScheduleOptions {
    * (datasets) is not clipped.
    */
   maxInputTokens?: number;
+  /** Traces: spread requests sharing a timestamp evenly over this many ms of trace time (see `spreadBuckets`). */
+  spreadBucketsMs?: number;
   tokenizer: Tokenizer;
 }
 
@@ -99,13 +101,14 @@ export function buildSchedule(o: ScheduleOptions): BuiltSchedule {
   const src = o.source;
   if (src.kind === 'trace') {
     // The trace loader applies the window and the time scale to its timestamps.
-    const rows = (src.format === 'azure' ? loadAzureTrace : loadMooncakeTrace)(src.file, {
+    let rows = (src.format === 'azure' ? loadAzureTrace : loadMooncakeTrace)(src.file, {
       timeScale,
       ...(o.startS !== undefined ? { startS: o.startS } : {}),
       ...(o.durationS !== undefined ? { durationS: o.durationS } : {}),
       ...(o.maxRequests !== undefined ? { maxRequests: o.maxRequests } : {}),
     });
     if (rows.length === 0) throw new Error(`${src.file}: no requests in the chosen window (--start/--duration)`);
+    if (o.spreadBucketsMs !== undefined) rows = spreadBuckets(rows, o.spreadBucketsMs * timeScale);
     items = traceRequests(rows).map((request) => ({ kind: 'request', request }));
     if (o.rate === undefined) fixedTimes = rows.map((r) => r.arrivalMs);
     what = `${src.format} trace ${src.file} (${rows.length} requests)`;

@@ -254,3 +254,23 @@ export function loadAzureTrace(path: string, opts?: TraceOptions): TraceRequest[
 export function loadMooncakeTrace(path: string, opts?: TraceOptions): TraceRequest[] {
   return parseMooncakeTrace(readText(path), path, opts);
 }
+
+/**
+ * Spreads requests that share a timestamp evenly over the following `bucketMs` ms: the k-th of n
+ * requests at time t goes to `t + k * bucketMs / n`. For the Mooncake conversation trace, whose
+ * timestamps are bucketed every ~3 s (README of `shared/data/traces`), `bucketMs = 3000 * timeScale`
+ * turns its bursts into smooth arrivals. Pure; returns new rows in time order.
+ * @throws Error when `bucketMs` is not a number > 0.
+ */
+export function spreadBuckets(rows: readonly TraceRequest[], bucketMs: number): TraceRequest[] {
+  if (!(Number.isFinite(bucketMs) && bucketMs > 0)) throw new Error(`bucket width must be a number of ms > 0, got ${bucketMs}`);
+  const out: TraceRequest[] = [];
+  for (let i = 0; i < rows.length; ) {
+    let j = i;
+    while (j < rows.length && rows[j]!.arrivalMs === rows[i]!.arrivalMs) j++;
+    const n = j - i;
+    for (let k = 0; k < n; k++) out.push({ ...rows[i + k]!, arrivalMs: rows[i]!.arrivalMs + (k * bucketMs) / n });
+    i = j;
+  }
+  return out.sort((a, b) => a.arrivalMs - b.arrivalMs);
+}

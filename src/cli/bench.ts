@@ -92,6 +92,7 @@ interface RunFlags {
   seed: number;
   promptSalt?: string;
   maxInputTokens?: number;
+  spreadBuckets?: number;
   api: 'chat' | 'completions';
   stream: boolean;
   ignoreEos: boolean;
@@ -136,6 +137,7 @@ async function benchRun(f: RunFlags, cmd: Command): Promise<void> {
       ...(f.systemTokens !== undefined ? { systemTokens: f.systemTokens } : {}),
       seed: f.seed,
       ...(f.maxInputTokens !== undefined ? { maxInputTokens: f.maxInputTokens } : {}),
+      ...(f.spreadBuckets !== undefined ? { spreadBucketsMs: f.spreadBuckets } : {}),
       tokenizer: prompts.tokenizer,
     });
   } catch (e) {
@@ -278,6 +280,7 @@ export function registerBench(program: Command): void {
     .option('--duration <s>', 'stop scheduling after this many seconds (traces: window length in trace time)', positiveNumber('--duration'))
     .option('--max-requests <n>', 'at most this many requests (sessions for multi-turn)', positiveInt('--max-requests'))
     .option('--time-scale <x>', 'multiply send times: 0.5 replays twice as fast (default 1)', positiveNumber('--time-scale'))
+    .option('--spread-buckets <ms>', 'traces: spread requests that share a timestamp evenly over this many ms (3000 smooths mooncake-conversation)', positiveNumber('--spread-buckets'))
     .option('--start <s>', 'trace window start, seconds of trace time (default 0)', nonNegativeNumber('--start'))
     .option('--concurrency <c>', 'most requests in flight (default unlimited)', positiveInt('--concurrency'))
     .option('--api-key <key>', 'sent as Authorization: Bearer <key> (default $OPENAI_API_KEY)', process.env.OPENAI_API_KEY)

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadAzureTrace, loadMooncakeTrace, parseAzureTrace, parseMooncakeTrace, TraceFormatError } from '../../src/bench/traces.ts';
+import { loadAzureTrace, loadMooncakeTrace, parseAzureTrace, parseMooncakeTrace, spreadBuckets, TraceFormatError } from '../../src/bench/traces.ts';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/traces/', import.meta.url));
 
@@ -136,4 +136,15 @@ test('real Mooncake traces: row counts, spans and hash-id block counts', () => {
   const syn = loadMooncakeTrace(join(DATA, 'mooncake-synthetic.jsonl'), { maxRequests: 100 });
   assert.equal(syn.length, 100);
   assert.equal(loadMooncakeTrace(join(DATA, 'mooncake-synthetic.jsonl')).length, 3993);
+});
+
+test('spreadBuckets: requests sharing a timestamp are spread evenly over the bucket', () => {
+  const rows = [0, 0, 0, 0, 3000, 6000, 6000].map((arrivalMs, i) => ({ arrivalMs, inputTokens: i + 1, outputTokens: 1 }));
+  const s = spreadBuckets(rows, 3000);
+  assert.deepEqual(s.map((r) => r.arrivalMs), [0, 750, 1500, 2250, 3000, 6000, 7500]);
+  assert.deepEqual(s.map((r) => r.inputTokens), [1, 2, 3, 4, 5, 6, 7]);
+  assert.throws(() => spreadBuckets(rows, 0), /bucket width/);
+  const conv = spreadBuckets(loadMooncakeTrace(join(DATA, 'mooncake-conversation.jsonl')), 3000);
+  assert.equal(conv.length, 12031);
+  assert.ok(new Set(conv.map((r) => r.arrivalMs)).size > 11000, 'almost every request has its own time');
 });

@@ -49,6 +49,7 @@ test('metrics from known per-request timings', () => {
   assert.equal(r.itlMs.mean, 100);
   assert.equal(r.itlMs.p50, 50);
   assert.equal(r.e2eMs.mean, 450);
+  assert.equal(r.e2eFromScheduleMs.mean, (300.2 + 600.4) / 2, 'E2E plus lateness');
   // span: first send 0 to last end 1600 ms
   assert.equal(r.durationS, 1.6);
   assert.equal(r.throughput.requestsPerS, 2 / 1.6);

@@ -362,6 +362,19 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
     return pre + p.text(spec.inputTokens - (spec.prefix?.tokens ?? 0), spec.key);
   };
 
+  // Think-time sleeps end early when the run is stopped.
+  const sleepers = new Set<() => void>();
+  const sleep = (ms: number): Promise<void> =>
+    new Promise<void>((res) => {
+      const wake = (): void => {
+        clearTimeout(tm);
+        sleepers.delete(wake);
+        res();
+      };
+      const tm = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
+
   const runSession = async (session: SessionSpec, startMs: number): Promise<void> => {
     const history: ChatMsg[] = [];
     let ctxTokens = 0;
@@ -375,7 +388,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
       if (k > 0) {
         at = now() - t0 + turn.thinkTimeMs;
         const wait = at - (now() - t0);
-        if (wait > 0) await new Promise<void>((res) => setTimeout(res, wait));
+        if (wait > 0) await sleep(wait);
         if (stopped) return;
       }
       const user = promptOf(turn.request);
@@ -463,6 +476,7 @@ export function startBench(schedule: readonly ScheduledItem[], opts: ClientOptio
       if (timer) clearTimeout(timer);
       if (immediate) clearImmediate(immediate);
       prepared.clear();
+      for (const wake of [...sleepers]) wake();
       sem?.drain();
       schedulingDone = true;
       if (inFlight > 0) {

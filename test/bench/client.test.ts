@@ -197,3 +197,22 @@ test('stop() with a short drain timeout aborts and records what is still in flig
   assert.equal(recs.length, 3);
   assert.ok(recs.every((x) => x.error?.kind === 'aborted'));
 });
+
+test('stop() ends a session waiting in its think time (later turns are not sent)', async (t) => {
+  const up = await startFakeUpstream();
+  t.after(() => up.close());
+  const recs: RequestRecord[] = [];
+  const session = {
+    id: 's',
+    systemTokens: 0,
+    // A 10-minute think time: if stop() did not wake the session, this test would hit the runner's timeout.
+    turns: [0, 1, 2].map((k) => ({ request: { inputTokens: 4, outputTokens: 2, key: `s/${k}` }, thinkTimeMs: k === 0 ? 0 : 600_000 })),
+  };
+  const r = startBench([{ atMs: 0, item: { kind: 'session', session } }], { baseUrl: up.url, model: 'm', prompts, onRecord: (x) => recs.push(x) });
+  while (recs.length === 0) await new Promise((res) => setTimeout(res, 10));
+  r.stop();
+  const s = await r.done;
+  assert.equal(s.sent, 1);
+  assert.equal(s.notSent, 2);
+  assert.equal(recs[0]!.ok, true);
+});

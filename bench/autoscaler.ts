@@ -17,13 +17,13 @@
  *   max down 2x, no scale-down delay, no tolerance.
  * - apa: AIBrix defaults and its benchmark config: 10 s resync, 30 s window, up tolerance 0.1, down
  *   tolerance 0.2, rates 2x, scale-down cooldown 300 s.
- * - tokenflow (ours): 2 s tick, stable 60 s, panic 6 s, trend 30 s, start-up 60 s, rates 2x; two
+ * - tokenflow (ours): 5 s tick, stable 60 s, panic 6 s, trend 30 s, start-up 60 s, rates 2x; two
  *   scale-down cooldowns (120 s and 300 s), both reported.
  * Reported: P50/P99 TTFT and E2E, SLO attainment (TTFT <= `--slo-ttft-ms`, default 1000, over all
  * requests; failures count as misses), replica-hours (start-up and draining included), scaling events
  * (changes of the desired count), and ratios against hpa. Writes docs/benchmarks/autoscaler.md.
  * Options: --copies N, --startup S, --slo-ttft-ms MS, --initial N, --minutes M (replay only the first
- * M minutes).
+ * M minutes), --only hpa,tokenflow (label prefixes; the first run is the baseline of the ratios).
  */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -76,9 +76,13 @@ const runs: { label: string; spec: Record<string, unknown> }[] = [
   { label: 'hpa', spec: { ...base, strategy: 'hpa', intervalS: 15, tolerance: { up: 0.1, down: 0.1 }, cooldown: { upS: 0, downS: 300 } } },
   { label: 'kpa', spec: { ...base, strategy: 'kpa', intervalS: 2, windows: { stableS: 60, panicS: 6 }, panicThreshold: 2, rates: { maxUp: 1000, maxDown: 2 }, tolerance: { up: 0, down: 0 }, cooldown: { upS: 0, downS: 0 } } },
   { label: 'apa', spec: { ...base, strategy: 'apa', intervalS: 10, windows: { stableS: 30, panicS: 6 }, tolerance: { up: 0.1, down: 0.2 }, rates: { maxUp: 2, maxDown: 2 }, cooldown: { upS: 0, downS: 300 } } },
-  { label: 'tokenflow (down 120 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 2, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 120 } } },
-  { label: 'tokenflow (down 300 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 2, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 300 } } },
+  { label: 'tokenflow (down 120 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 5, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 120 } } },
+  { label: 'tokenflow (down 300 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 5, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 300 } } },
 ];
+
+const onlyIdx = process.argv.indexOf('--only');
+const only = onlyIdx >= 0 ? (process.argv[onlyIdx + 1] ?? '').split(',') : null;
+if (only) for (let i = runs.length - 1; i >= 0; i--) if (!only.some((o) => runs[i]!.label.startsWith(o))) runs.splice(i, 1);
 
 interface Row {
   label: string;

@@ -11,7 +11,7 @@
  * NOTE: the fit uses the same experiments, so these are in-sample (training) errors.
  * Writes docs/benchmarks/sim-fidelity.md.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +88,23 @@ for (const [name, pred] of groups) {
 log();
 log(`Targets per GPU type: ${verdicts.join('; ')}.`);
 log();
+
+// Held-out check: coefficients fitted on the default_args dataset only, evaluated on trainval.
+const holdoutPath = resolve(repoRoot, 'src/sim/core/coefficients-holdout.json');
+if (existsSync(holdoutPath)) {
+  const ho = JSON.parse(readFileSync(holdoutPath, 'utf8')) as { coefficients: LatencyCoefficients; fit: { trainDataset?: string; date?: string } };
+  const train = ho.fit.trainDataset ?? 'default_args';
+  const held = evaluate(ho.coefficients).filter((r) => r.c.dataset !== train);
+  const m = { ttft: median(held.map((r) => r.err.ttft)), e2e: median(held.map((r) => r.err.e2e)), itl: median(held.map((r) => r.err.itl)) };
+  log('## Held-out check');
+  log();
+  log(`Coefficients fitted on the ${train} stages only (\`npm run calibrate -- --train-dataset ${train} --out src/sim/core/coefficients-holdout.json\`, ${ho.fit.date ?? ''}), evaluated on the ${held.length} other stages (other models: Llama-4-Scout FP8, Llama-3.1-70B, Mistral-Nemo, Qwen2.5-7B, Yi-34B, and Llama-2-7b reasoning-lite):`);
+  log();
+  log('| held-out stages | TTFT (target ≤ 20%) | E2E (target ≤ 10%) | ITL (target ≤ 10%) |');
+  log('|---:|---:|---:|---:|');
+  log(`| ${held.length} | ${pct(m.ttft)} | ${pct(m.e2e)} | ${pct(m.itl)} |`);
+  log();
+}
 
 // Qualitative checks.
 log('## Qualitative effects');

@@ -8,11 +8,16 @@
  *   u_e   = P - c_e                                  uncached prefill this request would add
  *   W_e   = pending prefill on e: uncached tokens of requests routed to e whose first token has
  *           not arrived (gateway-tracked through the lifecycle hooks), plus, when the engine
- *           reports more waiting requests than we routed, the surplus x mean uncached tokens
+ *           reports more waiting requests than we routed, the surplus x mean uncached tokens.
+ *           Its time is drained as FCFS work: minus the time since the engine started on the
+ *           current pending set (since the first of them was routed to an idle endpoint, or since
+ *           the last first token)
  *   R_e   = decoding requests on e: max(our requests past their first token, engine `running`)
  *   T_e   = W_e + u_e                                prefill tokens ahead of our first token (FCFS)
  *   S_e   = max(1, ceil(T_e / chunkTokens))          engine steps to get through them (chunked prefill)
- *   TTFT_e = T_e * prefillMsPerToken + S_e * (stepMs + R_e * decodeMsPerSeq) + kv_e
+ *   pf(u, c) = u * prefillMsPerToken + u * (c + u/2) * attnMsPerTokenPair   prefill of u new tokens
+ *           after c cached ones (linear layers + causal attention over the context)
+ *   TTFT_e = sum of pf over the pending requests (W_e) + pf(u_e, c_e) + S_e * (stepMs + R_e * decodeMsPerSeq) + kv_e
  *   kv_e  = kvPressureMs * max(0, usage_e - kvHighWatermark) / (1 - kvHighWatermark)
  *           (KV headroom: near a full KV cache new requests wait for blocks or preempt others)
  *
@@ -26,12 +31,17 @@
  *
  * Sources: the step-time shape `step = b0 + b1 * prefill_tokens + b2 * decode_seqs` and its default
  * coefficients for Llama-3.1-8B on one H100 (b0 6.472 ms, b1 19.8 us/token, b2 0.3044 ms/seq) are
- * the BLIS "blackbox" fit (reference sim-latency-model.md); the cost = prefill blocks (net of
+ * the BLIS "blackbox" fit (reference sim-latency-model.md); the attention term is the roofline count
+ * 4 x layers x heads x head_dim FLOPs per (query, key) pair (BLIS T_pf_compute's attention part) for
+ * Llama-3.1-8B (4 x 32 x 32 x 128 = 524 288) at 50% of the H100's 989 TFLOPS BF16 peak = 1.06e-6 ms; the cost = prefill blocks (net of
  * cached overlap) + decode load form is Dynamo's KV router (peers.md section 5); the uncached-prefill
  * and KV-utilisation signals are llm-d's scorers (peers.md 2a/2b). `chunkTokens` defaults to vLLM
  * V1's `max_num_batched_tokens` 8192 on large GPUs. The approximate index is bounded by
- * `capacityTokens` per endpoint (default 400 000: about the KV pool of an 8B model with GQA on an
- * 80 GB GPU at 0.9 memory utilisation, 128 KiB per token), mirroring the engine's LRU.
+ * `capacityTokens` per endpoint (default 2 000 000, about 4x the KV pool of an 8B GQA model on an
+ * 80 GB GPU): the index deliberately over-remembers, because a prefix the engine has partly evicted
+ * still gives partial hits (its first blocks are refreshed by every turn), while forgetting a held
+ * prefix loses all of them. In the DES on the Mooncake conversation trace a bound equal to the KV
+ * pool (400 000) gave a 12% cluster hit rate, 2 000 000 gave 15% (docs/cache-aware-routing.md).
  *
  * The lifecycle hooks (`onFirstToken`, `onRequestEnd`) must be called by the host (the gateway and
  * the DES do); requests older than `requestTimeoutMs` are forgotten so lost hooks cannot leak.
@@ -54,9 +64,11 @@ const schema = z
     /** Tokens per block of the prefix index: default 64 for `cache-cost`; for `cache-cost-kv` the engines' block size, default 16. */
     blockSize: z.number().int().positive().optional(),
     /** Per-endpoint bound of the approximate index, tokens (blocks = capacityTokens / blockSize). */
-    capacityTokens: z.number().int().positive().default(400_000),
+    capacityTokens: z.number().int().positive().default(2_000_000),
     ttlMinutes: z.number().positive().default(20),
     prefillMsPerToken: z.number().nonnegative().default(0.0198),
+    /** Attention cost per (new token, context token) pair, ms (quadratic part of prefill). */
+    attnMsPerTokenPair: z.number().nonnegative().default(1.06e-6),
     stepMs: z.number().nonnegative().default(6.472),
     decodeMsPerSeq: z.number().nonnegative().default(0.3044),
     chunkTokens: z.number().int().positive().default(8192),
@@ -78,6 +90,10 @@ export type CacheCostOptions = z.infer<typeof schema> & { blockSize: number };
 
 interface EpLoad {
   pendingTokens: number;
+  /** Predicted prefill time of the pending requests, ms. */
+  pendingMs: number;
+  /** Since when the endpoint has been working on its current pending prefills (ms); see `predict`. */
+  busySinceMs: number;
   pendingCount: number;
   decoding: number;
   lastColdMs: number;
@@ -86,6 +102,7 @@ interface EpLoad {
 interface Tracked {
   ep: string;
   uncached: number;
+  prefillMs: number;
   decoding: boolean;
   atMs: number;
 }
@@ -95,6 +112,8 @@ export interface CostBreakdown {
   cachedTokens: number;
   uncachedTokens: number;
   pendingPrefillTokens: number;
+  /** Predicted prefill time of this request alone on the endpoint, ms. */
+  prefillMs: number;
   decoding: number;
   kvPenaltyMs: number;
   ttftMs: number;
@@ -134,14 +153,19 @@ export class CacheCostStrategy implements RoutingStrategy {
   private load(id: string): EpLoad {
     let l = this.loads.get(id);
     if (!l) {
-      l = { pendingTokens: 0, pendingCount: 0, decoding: 0, lastColdMs: -Infinity };
+      l = { pendingTokens: 0, pendingMs: 0, busySinceMs: 0, pendingCount: 0, decoding: 0, lastColdMs: -Infinity };
       this.loads.set(id, l);
     }
     return l;
   }
 
+  /** Prefill time of `u` new tokens after `c` cached ones, ms: linear part + causal attention u x (c + u/2). */
+  prefillMs(u: number, c: number): number {
+    return u * this.opts.prefillMsPerToken + u * (c + u / 2) * this.opts.attnMsPerTokenPair;
+  }
+
   /** Predicted TTFT breakdown of `req` on each endpoint (`match` from `match()`). */
-  predict(req: RoutingRequest, endpoints: readonly EndpointState[], match: PrefixMatch): CostBreakdown[] {
+  predict(req: RoutingRequest, endpoints: readonly EndpointState[], match: PrefixMatch, nowMs?: number): CostBreakdown[] {
     const o = this.opts;
     const P = Math.max(1, req.promptLength);
     const meanUncached = this.uncachedN > 0 ? this.uncachedSum / this.uncachedN : P;
@@ -150,16 +174,23 @@ export class CacheCostStrategy implements RoutingStrategy {
       const cached = Math.min(P - 1, (match.get(ep.id) ?? 0) * o.blockSize);
       const u = P - cached;
       let pending = l?.pendingTokens ?? 0;
+      // FCFS drain: the engine has been prefilling its pending requests since busySinceMs.
+      let pendingMs = l ? Math.max(0, l.pendingMs - (nowMs !== undefined && l.pendingCount > 0 ? Math.max(0, nowMs - l.busySinceMs) : 0)) : 0;
       const waiting = fresh(ep, ep.waiting);
-      if (waiting !== undefined && waiting > (l?.pendingCount ?? 0)) pending += (waiting - (l?.pendingCount ?? 0)) * meanUncached;
+      if (waiting !== undefined && waiting > (l?.pendingCount ?? 0)) {
+        const extra = (waiting - (l?.pendingCount ?? 0)) * meanUncached;
+        pending += extra;
+        pendingMs += this.prefillMs(extra, 0);
+      }
       const running = fresh(ep, ep.running);
       const decoding = Math.max(l?.decoding ?? 0, running ?? 0);
       const T = pending + u;
       const steps = Math.max(1, Math.ceil(T / o.chunkTokens));
       const usage = fresh(ep, ep.kvCacheUsage);
       const kv = usage !== undefined && usage > o.kvHighWatermark ? (o.kvPressureMs * (usage - o.kvHighWatermark)) / (1 - o.kvHighWatermark) : 0;
-      const ttft = T * o.prefillMsPerToken + steps * (o.stepMs + decoding * o.decodeMsPerSeq) + kv;
-      return { cachedTokens: cached, uncachedTokens: u, pendingPrefillTokens: pending, decoding, kvPenaltyMs: kv, ttftMs: ttft };
+      const own = this.prefillMs(u, cached);
+      const ttft = pendingMs + own + steps * (o.stepMs + decoding * o.decodeMsPerSeq) + kv;
+      return { cachedTokens: cached, uncachedTokens: u, pendingPrefillTokens: pending, prefillMs: own, decoding, kvPenaltyMs: kv, ttftMs: ttft };
     });
   }
 
@@ -168,7 +199,7 @@ export class CacheCostStrategy implements RoutingStrategy {
     if (candidates.length === 0) return noEndpoint(this.name, emptyReason!);
     this.prune(ctx.nowMs);
     const { keys, match } = this.match(req, ctx.nowMs);
-    const pred = this.predict(req, candidates, match);
+    const pred = this.predict(req, candidates, match, ctx.nowMs);
     const P = Math.max(1, req.promptLength);
     let bestCached = 0;
     for (const p of pred) if (p.cachedTokens > bestCached) bestCached = p.cachedTokens;
@@ -189,7 +220,7 @@ export class CacheCostStrategy implements RoutingStrategy {
       why = `cold (best cached ${bestCached}/${P} tokens): least recently cold-routed within ${this.opts.missSlackMs} ms of min predicted TTFT (${fmt(ttfts[i])} ms)`;
     }
     const chosen = candidates[i]!;
-    this.start(req, chosen.id, pred[i]!.uncachedTokens, ctx.nowMs);
+    this.start(req, chosen.id, pred[i]!.uncachedTokens, pred[i]!.prefillMs, ctx.nowMs);
     this.record(keys, chosen.id, ctx.nowMs);
     const scores: Record<string, number> = {};
     candidates.forEach((c, k) => (scores[c.id] = ttfts[k]!));
@@ -199,15 +230,17 @@ export class CacheCostStrategy implements RoutingStrategy {
   /** Multi-strategy form: predicted TTFT min-max normalized, lower better, in [0, 1]. */
   score(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): number[] {
     const { match } = this.match(req, ctx.nowMs);
-    return normalize(this.predict(req, endpoints, match).map((p) => p.ttftMs), true);
+    return normalize(this.predict(req, endpoints, match, ctx.nowMs).map((p) => p.ttftMs), true);
   }
 
-  private start(req: RoutingRequest, ep: string, uncached: number, nowMs: number): void {
+  private start(req: RoutingRequest, ep: string, uncached: number, prefillMs: number, nowMs: number): void {
     this.finish(req.id);
     const l = this.load(ep);
+    if (l.pendingCount === 0) l.busySinceMs = nowMs;
     l.pendingTokens += uncached;
+    l.pendingMs += prefillMs;
     l.pendingCount++;
-    this.tracked.set(req.id, { ep, uncached, decoding: false, atMs: nowMs });
+    this.tracked.set(req.id, { ep, uncached, prefillMs, decoding: false, atMs: nowMs });
     this.uncachedSum += uncached;
     this.uncachedN++;
     if (this.uncachedN > 10_000) {
@@ -223,10 +256,7 @@ export class CacheCostStrategy implements RoutingStrategy {
     const l = this.loads.get(t.ep);
     if (!l) return;
     if (t.decoding) l.decoding = Math.max(0, l.decoding - 1);
-    else {
-      l.pendingTokens = Math.max(0, l.pendingTokens - t.uncached);
-      l.pendingCount = Math.max(0, l.pendingCount - 1);
-    }
+    else this.unpend(l, t);
   }
 
   private prune(nowMs: number): void {
@@ -236,14 +266,24 @@ export class CacheCostStrategy implements RoutingStrategy {
     }
   }
 
-  onFirstToken(req: RoutingRequest): void {
+  onFirstToken(req: RoutingRequest, _endpoint?: EndpointState, ctx?: RoutingContext): void {
     const t = this.tracked.get(req.id);
     if (!t || t.decoding) return;
     const l = this.load(t.ep);
-    l.pendingTokens = Math.max(0, l.pendingTokens - t.uncached);
-    l.pendingCount = Math.max(0, l.pendingCount - 1);
+    this.unpend(l, t);
+    if (ctx) l.busySinceMs = ctx.nowMs; // the next pending request starts now
     l.decoding++;
     t.decoding = true;
+  }
+
+  private unpend(l: EpLoad, t: Tracked): void {
+    l.pendingTokens = Math.max(0, l.pendingTokens - t.uncached);
+    l.pendingMs = Math.max(0, l.pendingMs - t.prefillMs);
+    l.pendingCount = Math.max(0, l.pendingCount - 1);
+    if (l.pendingCount === 0) {
+      l.pendingTokens = 0;
+      l.pendingMs = 0;
+    }
   }
 
   onRequestEnd(outcome: RequestOutcome): void {

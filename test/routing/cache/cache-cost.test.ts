@@ -16,14 +16,18 @@ test('cache-cost: predicted TTFT follows the documented formula', () => {
   const s = new CacheCostStrategy({ blockSize: 16 });
   assert.equal(new CacheCostStrategy().opts.blockSize, 64);
   assert.equal(new CacheCostKvStrategy().opts.blockSize, 16);
+  const A = 1.06e-6;
   const [p] = s.predict(req(toks(1000)), [ep('a', { running: 2, waiting: 0 })], new Map());
-  // T = 1000 uncached tokens, 1 step, 2 decoding sequences: 1000*0.0198 + (6.472 + 2*0.3044)
-  assert.ok(Math.abs(p!.ttftMs - (19.8 + 6.472 + 0.6088)) < 1e-9, String(p!.ttftMs));
+  // 1000 uncached tokens, no cache: 1000*0.0198 + 1000*500*A, 1 step with 2 decoding sequences
+  const expect1 = 19.8 + 1000 * 500 * A + (6.472 + 2 * 0.3044);
+  assert.ok(Math.abs(p!.ttftMs - expect1) < 1e-9, `${p!.ttftMs} vs ${expect1}`);
   assert.equal(p!.uncachedTokens, 1000);
   const [q] = s.predict(req(toks(20000)), [ep('a', { kvCacheUsage: 0.95 })], new Map([['a', 625]]));
-  // cached 625 blocks * 16 = 10000; T = 10000 -> 2 steps of 8192; kv penalty 1000 * 0.05/0.1 = 500
+  // cached 625 blocks * 16 = 10000; u = 10000 after c = 10000 -> 2 steps of 8192; kv penalty 1000 * 0.05/0.1 = 500
   assert.equal(q!.cachedTokens, 10000);
-  assert.ok(Math.abs(q!.ttftMs - (10000 * 0.0198 + 2 * 6.472 + 500)) < 1e-9, String(q!.ttftMs));
+  const expect2 = 10000 * 0.0198 + 10000 * (10000 + 5000) * A + 2 * 6.472 + 500;
+  assert.ok(Math.abs(q!.ttftMs - expect2) < 1e-9, `${q!.ttftMs} vs ${expect2}`);
+  assert.equal(s.prefillMs(100, 50), 100 * 0.0198 + 100 * 100 * A);
 });
 
 test('cache-cost: a warm request goes to the prefix holder; it leaves when the holder queue costs more than a full prefill', () => {
@@ -119,4 +123,20 @@ test('cache-cost-kv: cached prefix comes from KV events (vLLM hashes)', () => {
   assert.equal(d.endpoint!.id, 'b');
   s.onKvEventGap('b');
   assert.match(s.route(req(t), [ep('a'), ep('b'), ep('c')], ctx(1)).reason, /^cold/);
+});
+
+test('cache-cost: pending prefill drains as FCFS work over time and restarts at each first token', () => {
+  const s = new CacheCostStrategy({ missSlackMs: 0, attnMsPerTokenPair: 0 });
+  const r1 = req(toks(10000, 1_000_000));
+  s.route(r1, [ep('a')], ctx(0)); // 198 ms of prefill pending on a
+  const at = (t: number) => s.predict(req(toks(100, 5_000_000)), [ep('a')], new Map(), t)[0]!.ttftMs;
+  const own = 100 * 0.0198 + 2 * 6.472; // 10 100 tokens ahead: 2 steps of 8192
+  assert.ok(Math.abs(at(0) - (198 + own)) < 1e-6);
+  assert.ok(Math.abs(at(100) - (98 + own)) < 1e-6, 'drained by 100 ms');
+  assert.ok(Math.abs(at(500) - own) < 1e-6, 'never below zero');
+  const r2 = req(toks(5000, 2_000_000));
+  s.route(r2, [ep('a')], ctx(10));
+  s.onFirstToken(r1, ep('a'), ctx(150));
+  // r1 done (now decoding: +0.3044 ms per step); r2's 99 ms of prefill started at 150
+  assert.ok(Math.abs(s.predict(req(toks(100, 6_000_000)), [ep('a')], new Map(), 200)[0]!.ttftMs - (49 + 100 * 0.0198 + 6.472 + 0.3044)) < 1e-6);
 });

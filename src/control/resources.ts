@@ -175,11 +175,11 @@ const PodAutoscalerSpecBase = z
       .object({
         /** Expected replica start-up time in seconds (time from setReplicas to ready). Default 60. Observed start-ups refine it. */
         replicaStartupS: z.number().min(0).max(3600).default(60),
-        /** Window (s) over which the token arrival trend is fitted. Default 30. */
-        trendWindowS: z.number().int().min(2).max(600).default(30),
-        /** Per-replica token capacity (tokens/s) at the target; learned online when absent. */
+        /** Window (s) over which the token arrival rate and trend are fitted (least squares). Default 120. */
+        trendWindowS: z.number().int().min(2).max(600).default(120),
+        /** Token arrival rate (prompt + max output tokens/s) one replica carries with the metric at its target; learned online when absent. */
         tokensPerReplicaS: z.number().positive().optional(),
-        /** Extra capacity kept above the forecast, fraction. Default 0 (the target already leaves headroom). */
+        /** Capacity kept above the planned rate, fraction: plan for capacity / (1 + headroom). Default 0 (the target already leaves headroom). */
         headroom: z.number().min(0).max(2).default(0),
       })
       .strict()

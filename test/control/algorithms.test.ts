@@ -149,9 +149,9 @@ test('HPA scales up on high KV usage and waits 300 s before scaling down', () =>
   }
 });
 
-test('tokenflow: anticipates a token ramp before engine signals saturate, and learns capacity', () => {
-  const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.7, forecast: { replicaStartupS: 60 } });
-  // Phase 1: steady 1000 tok/s on 2 replicas at 0.7 KV each (total 1.4 = 2 replicas at target): learns mu = 500 tok/s.
+test('tokenflow: learns capacity near the target, then anticipates a token ramp that KPA cannot see', () => {
+  const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.7, forecast: { replicaStartupS: 60, trendWindowS: 30 } });
+  // Phase 1: steady 1000 tok/s on 2 replicas at 0.7 KV each (S = 1.4 / 0.7 = 2 replicas at target): mu = 1000 / 2 = 500.
   const col = new MetricCollector(200);
   let state = tokenflow.init();
   let rec = { desired: 2, reason: '' };
@@ -161,16 +161,38 @@ test('tokenflow: anticipates a token ramp before engine signals saturate, and le
   }
   assert.equal(rec.desired, 2, rec.reason);
   assert.ok(state.muTokensPerReplicaS !== null && Math.abs(state.muTokensPerReplicaS - 500) < 1, `mu ${state.muTokensPerReplicaS}`);
-  // Phase 2: tokens ramp by +20 tok/s each second; KV still at target (engines have not caught up).
+  // Phase 2: tokens ramp by +20 tok/s each second while KV stays at target (the engines have not caught up).
+  const ups: { desired: number; reason: string }[] = [];
   for (let t = 120; t < 150; t++) {
     col.observe({ nowMs: t * 1000, replicas: replicas(2, 0.7), arrivedRequests: 1, arrivedTokens: 1000 + 20 * (t - 119) });
-    if (t % 2 === 0) ({ rec, state } = tokenflow.recommend({ nowMs: t * 1000, spec: s, currentReplicas: 2, readyReplicas: 2, metrics: col }, state));
+    if (t % 2 === 0) {
+      ({ rec, state } = tokenflow.recommend({ nowMs: t * 1000, spec: s, currentReplicas: 2, readyReplicas: 2, metrics: col }, state));
+      if (rec.desired > 2) ups.push(rec);
+      // KPA on the same signals holds 2: it cannot see the ramp.
+      assert.equal(kpa.recommend({ nowMs: t * 1000, spec: { ...s, strategy: 'kpa' }, currentReplicas: 2, readyReplicas: 2, metrics: col }, kpa.init()).rec.desired, 2);
+    }
   }
-  // lambda ~ 1540 tok/s (last 6 s), slope 20/s^2, H = 62 s -> ~2780 tok/s * 1.1 / 500 -> 7, capped at 2x = 4
-  assert.equal(rec.desired, 4, rec.reason);
-  // KPA on the same signals holds 2: it cannot see the ramp.
-  const k = kpa.recommend({ nowMs: 149_000, spec: { ...s, strategy: 'kpa' }, currentReplicas: 2, readyReplicas: 2, metrics: col }, kpa.init());
-  assert.equal(k.rec.desired, 2);
+  assert.ok(ups.length > 0, 'tokenflow scaled up on the forecast');
+  assert.match(ups[0]!.reason, /^tokenflow: up to \d+;.*-> plan \d+/);
+  assert.ok(Math.max(...ups.map((u) => u.desired)) <= 4, 'rate limit: at most 2x per step');
+});
+
+test('tokenflow: a forming queue (saturation) uses the panic window; without one the panic window does not scale up', () => {
+  const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.5, windows: { stableS: 60, panicS: 6 } });
+  const run2 = (waiting: number) => {
+    const col = new MetricCollector(200);
+    let state = tokenflow.init();
+    let rec = { desired: 4, reason: '' };
+    for (let t = 0; t < 66; t++) {
+      // 60 s at 0.4 per replica (S = 3.2 replicas), then 6 s at 1.0 (P = 8)
+      col.observe({ nowMs: t * 1000, replicas: replicas(4, t < 60 ? 0.4 : 1.0, { waiting: t < 60 ? 0 : waiting }), arrivedRequests: 0, arrivedTokens: 0 });
+    }
+    ({ rec, state } = tokenflow.recommend({ nowMs: 65_000, spec: s, currentReplicas: 4, readyReplicas: 4, metrics: col }, state));
+    return rec;
+  };
+  assert.equal(run2(5).desired, 8);
+  assert.match(run2(5).reason, /saturated/);
+  assert.equal(run2(0).desired, 4);
 });
 
 test('tokenflow: scales down once, after the cooldown window, to the level it allows', () => {

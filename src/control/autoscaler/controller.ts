@@ -10,6 +10,11 @@
  * Time and I/O are injected: `clock.now()` (ms), `timers` (only used by `start()`), the actuator and the
  * signal source. `tick()` is synchronous so the discrete-event simulator can call it on virtual time.
  *
+ * Warm-up: for max(windows.stableS, cooldown.downS) seconds after an autoscaler is created it may
+ * scale up but not down, as if the starting replica count had been recommended at creation: windows
+ * that hold a few seconds of an idle or warming fleet must not shrink it (with empty windows every
+ * strategy would otherwise scale down at its first tick).
+ *
  * Scale to zero (per autoscaler, `scaleToZero.enabled` with `minReplicas: 0`): after `idleS` seconds
  * with no arrival, nothing in flight and nothing queued, the controller sets 0 replicas. While at 0,
  * the gateway holds requests for the model (its bounded cold-start queue) and calls {@link
@@ -73,6 +78,8 @@ interface Entry {
   lastDecisionMs: number | null;
   /** Time of the last activity (arrival, in-flight or queued request), for scale to zero. */
   lastActiveMs: number;
+  /** When the autoscaler was created (ms): scale-down is held during the warm-up that follows. */
+  createdMs: number;
 }
 
 /** Options of {@link AutoscalerController}. */
@@ -120,7 +127,7 @@ export class AutoscalerController {
       status: old?.pa.status ?? { desiredReplicas: 0, currentReplicas: 0, readyReplicas: 0, lastScaleMs: null, decisions: [], conditions: [], scalingEvents: 0 },
     };
     setCondition(pa.status.conditions, { type: 'ValidSpec', status: 'True', reason: 'Validated', message: '' }, now);
-    this.entries.set(name, { pa, collector: new MetricCollector(capacityFor(full)), algoState: ALGORITHMS[full.strategy].init(), lastDecisionMs: null, lastActiveMs: now });
+    this.entries.set(name, { pa, collector: new MetricCollector(capacityFor(full)), algoState: ALGORITHMS[full.strategy].init(), lastDecisionMs: null, lastActiveMs: now, createdMs: now });
     return pa;
   }
 
@@ -200,6 +207,8 @@ export class AutoscalerController {
       const r = algo.recommend({ nowMs: now, spec, currentReplicas: N, readyReplicas: R, metrics: e.collector }, e.algoState);
       e.algoState = r.state;
       rec = r.rec;
+      const warmupMs = Math.max(spec.windows.stableS, spec.cooldown.downS) * 1000;
+      if (rec.desired < N && now - e.createdMs < warmupMs) rec = { desired: N, reason: `${rec.reason}; scale-down held: warm-up (${Math.round((now - e.createdMs) / 1000)}s of ${warmupMs / 1000}s)` };
       setCondition(st.conditions, rec.held ? { type: 'MetricsAvailable', status: 'False', reason: 'SignalMissing', message: rec.reason } : { type: 'MetricsAvailable', status: 'True', reason: 'Fresh', message: '' }, now);
     }
     st.lastRecommendation = { atMs: now, desired: rec.desired, reason: rec.reason };

@@ -159,7 +159,7 @@ async function benchRun(f: RunFlags, cmd: Command): Promise<void> {
     stream: f.stream,
     ignoreEos: f.ignoreEos,
     headers: f.header,
-    ...(f.apiKey !== undefined ? { apiKey: f.apiKey } : {}),
+    ...((f.apiKey ?? process.env.OPENAI_API_KEY) ? { apiKey: (f.apiKey ?? process.env.OPENAI_API_KEY)! } : {}),
     ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}),
     timeoutMs: f.timeout * 1000,
     drainTimeoutMs: f.drainTimeout * 1000,
@@ -283,7 +283,7 @@ export function registerBench(program: Command): void {
     .option('--spread-buckets <ms>', 'traces: spread requests that share a timestamp evenly over this many ms (3000 smooths mooncake-conversation)', positiveNumber('--spread-buckets'))
     .option('--start <s>', 'trace window start, seconds of trace time (default 0)', nonNegativeNumber('--start'))
     .option('--concurrency <c>', 'most requests in flight (default unlimited)', positiveInt('--concurrency'))
-    .option('--api-key <key>', 'sent as Authorization: Bearer <key> (default $OPENAI_API_KEY)', process.env.OPENAI_API_KEY)
+    .option('--api-key <key>', 'sent as Authorization: Bearer <key> (default $OPENAI_API_KEY)')
     .option('--header <k: v>', "extra request header, repeatable (e.g. 'routing-strategy: prefix-cache')", header, {} as Record<string, string>)
     .option('--seed <n>', 'seed for arrivals and prompt text', intArg('--seed'), 0)
     .option('--prompt-salt <s>', 'changes the prompt text only (not lengths or times), so a second run does not hit the prefix cache the first one filled')

@@ -106,7 +106,12 @@ export function registerUp(program: Command): void {
     .option('--host <host>', 'address to listen on (overrides gateway.host)')
     .action(async (o: { config?: string; port?: number; host?: string }) => {
       const cfg = o.config ? loadOrExit(o.config) : validateFleet(DEMO_FLEET, '<demo fleet>');
-      await serve(cfg, { port: o.port, host: o.host, baseDir: o.config ? dirname(o.config) : undefined, staticOnly: false, demo: !o.config });
+      try {
+        await serve(cfg, { port: o.port, host: o.host, baseDir: o.config ? dirname(o.config) : undefined, staticOnly: false, demo: !o.config });
+      } catch (e) {
+        process.stderr.write(`${o.config ? `${o.config}: ` : ''}${(e as Error).message}\n`);
+        process.exit(2);
+      }
     });
   program
     .command('gateway')

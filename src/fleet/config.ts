@@ -157,6 +157,10 @@ export const fleetSchema = z
     apiKeys: z.array(apiKeySchema).default([]),
     limits: limitsSchema.default({}),
     models: z.array(modelSchema).min(1),
+    /** PodAutoscaler documents (validated by the autoscaler controller, src/control/resources.ts). */
+    autoscalers: z.array(z.record(z.unknown())).default([]),
+    /** ModelAdapter (LoRA) documents (validated by the adapter manager, src/control/resources.ts). */
+    adapters: z.array(z.record(z.unknown())).default([]),
   })
   .strict()
   .superRefine((f, ctx) => {

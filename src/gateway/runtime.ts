@@ -16,6 +16,7 @@ import { FleetRegistry } from '../fleet/registry.ts';
 import { SimSource, loadStartSim, type StartSim } from '../fleet/sim-source.ts';
 import { Scraper } from '../metrics/scraper.ts';
 import { createLimitsGate } from './limits-store.ts';
+import { startControllers, type RunningControllers } from './controllers.ts';
 import { createLogger } from './log.ts';
 import { Gateway } from './server.ts';
 
@@ -39,6 +40,8 @@ export interface RunningFleet {
   port: number;
   scraper: Scraper;
   health: HealthChecker;
+  /** The autoscaler and LoRA adapter controllers (admin routes mounted on the gateway). */
+  controllers: RunningControllers;
   /** Drain (graceMs defaults to the config) and stop everything. Returns requests aborted at the deadline. */
   stop(graceMs?: number): Promise<number>;
 }
@@ -62,9 +65,11 @@ export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Pr
   const gateway = new Gateway({ fleet, settings: g, apiKeys: cfg.apiKeys, limits, logger: log.child({ component: 'gateway' }) });
   const stateDir = resolve(opts.baseDir ?? process.cwd(), cfg.stateDir);
   let stopped = false;
+  let controllers: RunningControllers | undefined;
   const stop = async (graceMs?: number): Promise<number> => {
     if (stopped) return 0;
     stopped = true;
+    controllers?.stop();
     const aborted = await gateway.drain(graceMs);
     await scraper.stop();
     await health.stop();
@@ -96,10 +101,11 @@ export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Pr
     await scraper.scrapeAll();
     health.start();
     scraper.start();
+    controllers = startControllers(cfg, fleet, gateway, stateDir, (msg, f) => log.info({ component: 'control', ...f }, msg));
     const port = await gateway.start(opts.port ?? g.port, opts.host ?? g.host);
     const host = opts.host ?? g.host;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-    return { gateway, fleet, url: `http://${shownHost}:${port}`, port, scraper, health, stop };
+    return { gateway, fleet, url: `http://${shownHost}:${port}`, port, scraper, health, controllers, stop };
   } catch (e) {
     await stop(0).catch(() => undefined);
     throw e;

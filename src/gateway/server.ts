@@ -115,6 +115,9 @@ export class Gateway {
   private readonly now: () => number;
   private readonly random: () => number;
   private draining = false;
+  private readonly adminMounts: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>)[] = [];
+  /** Requests and tokens (prompt estimate + max_tokens) routed per model since the last `takeArrivals`. */
+  private readonly arrivals = new Map<string, { requests: number; tokens: number }>();
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -142,6 +145,26 @@ export class Gateway {
       this.observed.delete(ep.id);
       for (const s of this.selector.instances()) s.onEndpointRemoved?.(ep.id);
     });
+  }
+
+  /**
+   * Mounts extra admin routes (e.g. the controllers' `createControlAdminHandler`), tried in order
+   * after admin authentication; a handler resolves true when it answered the request.
+   */
+  mountAdmin(handler: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>): void {
+    this.adminMounts.push(handler);
+  }
+
+  /**
+   * Requests and tokens that arrived for `model` since the previous call (counted when a request
+   * is admitted and routed; tokens = prompt estimate + requested max_tokens). Resets the counts.
+   * Read by the autoscaler's signal source.
+   */
+  takeArrivals(model: string): { requests: number; tokens: number } {
+    const a = this.arrivals.get(model);
+    if (!a) return { requests: 0, tokens: 0 };
+    this.arrivals.delete(model);
+    return a;
   }
 
   /** Listens; resolves with the bound port. */
@@ -357,6 +380,10 @@ export class Gateway {
         headers: hdr as Readonly<Record<string, string>>,
         arrivalMs: t0,
       };
+      const arr = this.arrivals.get(resolved.model);
+      const arrTokens = parsed.promptLengthEstimate + (parsed.maxTokens ?? 0);
+      if (arr) (arr.requests++, (arr.tokens += arrTokens));
+      else this.arrivals.set(resolved.model, { requests: 1, tokens: arrTokens });
       // Ask the engine for usage when a TPM limit needs it and the client did not ask.
       let upstreamBody = raw;
       let strip = false;
@@ -681,6 +708,7 @@ export class Gateway {
       req.resume();
       return sendError(res, E.badApiKey(!auth));
     }
+    for (const h of this.adminMounts) if (await h(req, res)) return;
     const json = (status: number, v: unknown) => {
       const b = JSON.stringify(v);
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b) });

@@ -1,0 +1,72 @@
+/**
+ * Runs the controllers next to the gateway in standalone mode: the autoscaler
+ * (`src/control/autoscaler/controller.ts`) scaling managed/simulated models through the fleet
+ * registry, and the LoRA adapter manager (`src/control/adapters/manager.ts`) loading adapters on
+ * the fleet's endpoints. Their admin routes (`/admin/autoscalers`, `/admin/adapters`) are mounted
+ * on the gateway's admin API. Documents from the fleet file (`autoscalers`, `adapters`) are applied
+ * at start; an invalid one aborts the start with its field path.
+ */
+import { join } from 'node:path';
+import { ArtifactCache } from '../control/adapters/fetcher.ts';
+import { AdapterManager } from '../control/adapters/manager.ts';
+import { createControlAdminHandler } from '../control/admin-api.ts';
+import { AutoscalerController } from '../control/autoscaler/controller.ts';
+import type { FleetConfig } from '../fleet/config.ts';
+import type { FleetRegistry } from '../fleet/registry.ts';
+import type { Gateway } from './server.ts';
+
+export interface RunningControllers {
+  autoscalers: AutoscalerController;
+  adapters: AdapterManager;
+  stop(): void;
+}
+
+/**
+ * Starts both controllers and mounts their admin routes.
+ * @throws Error naming the fleet file's `autoscalers.N` / `adapters.N` entry that is invalid.
+ */
+export function startControllers(cfg: FleetConfig, fleet: FleetRegistry, gateway: Gateway, stateDir: string, onDecision?: (msg: string, f: Record<string, unknown>) => void): RunningControllers {
+  const clock = { now: () => Date.now() };
+  const autoscalers = new AutoscalerController({
+    clock,
+    timers: {
+      setInterval: (fn, ms) => {
+        const h = setInterval(fn, ms);
+        h.unref();
+        return h;
+      },
+      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+    },
+    actuator: {
+      currentReplicas: (model) => fleet.source(model)?.desired() ?? fleet.endpointsOf(model).length,
+      setReplicas: (model, n) => fleet.scaleModel(model, n),
+    },
+    signals: {
+      observe: (model, nowMs) => {
+        if (!fleet.modelConfig(model)) return undefined;
+        const a = gateway.takeArrivals(model);
+        return { nowMs, replicas: fleet.endpointsOf(model), arrivedRequests: a.requests, arrivedTokens: a.tokens };
+      },
+    },
+    onDecision: (d) => onDecision?.('autoscaler decision', { ...d }),
+  });
+  const adapters = new AdapterManager({
+    clock,
+    http: fetch,
+    endpoints: () => fleet.list(),
+    cache: new ArtifactCache(join(stateDir, 'adapters')),
+  });
+  cfg.autoscalers.forEach((doc, i) => autoscalers.apply(doc, `autoscalers.${i}`));
+  cfg.adapters.forEach((doc, i) => adapters.apply(doc, `adapters.${i}`));
+  gateway.mountAdmin(createControlAdminHandler({ autoscalers, adapters }));
+  autoscalers.start();
+  adapters.start();
+  return {
+    autoscalers,
+    adapters,
+    stop: () => {
+      autoscalers.stop();
+      adapters.stop();
+    },
+  };
+}

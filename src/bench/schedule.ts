@@ -142,7 +142,8 @@ export function buildSchedule(o: ScheduleOptions): BuiltSchedule {
       },
       rng.fork(),
     );
-    items = sessions.map((session) => ({ kind: 'session', session }));
+    // --time-scale applies to think times too (the whole session timeline is scaled).
+    items = sessions.map((session) => ({ kind: 'session', session: timeScale === 1 ? session : { ...session, turns: session.turns.map((t) => ({ ...t, thinkTimeMs: t.thinkTimeMs * timeScale })) } }));
     what = `multi-turn (${sessions.length} sessions)`;
   }
 

@@ -74,3 +74,12 @@ test('--max-input-tokens clips trace prompts and their Mooncake blocks', () => {
   }
   assert.throws(() => buildSchedule({ source: { kind: 'trace', file, format: 'mooncake' }, maxRequests: 3, maxInputTokens: 0, tokenizer }), /--max-input-tokens/);
 });
+
+test('--time-scale scales multi-turn think times with the session starts', () => {
+  const base = buildSchedule({ source: { kind: 'synthetic', type: 'multi-turn' }, rate: 1, arrival: 'constant', sessions: 3, turns: 3, thinkTimeS: 2, seed: 1, tokenizer });
+  const fast = buildSchedule({ source: { kind: 'synthetic', type: 'multi-turn' }, rate: 1, arrival: 'constant', sessions: 3, turns: 3, thinkTimeS: 2, seed: 1, timeScale: 0.5, tokenizer });
+  assert.deepEqual(fast.items.map((i) => i.atMs), base.items.map((i) => i.atMs / 2));
+  const think = (b: typeof base) => b.items.flatMap((i) => (i.item.kind === 'session' ? i.item.session.turns.map((t) => t.thinkTimeMs) : []));
+  assert.deepEqual(think(fast), think(base).map((x) => x / 2));
+  assert.ok(think(base).some((x) => x > 0));
+});

@@ -6,6 +6,9 @@
  *   session per conversation with `multiTurn`.
  * - AIBrix dataset JSONL (reference A1.1): plain lines `{prompt, completion?, output_length?}` and
  *   sessioned lines `{session_id, prompts: [...], completions?: [...]}`.
+ * - An AIBrix workload JSONL (`workload_generator.py` output, reference A1.2): lines
+ *   `{timestamp (ms), requests: [{prompt, prompt_length?, output_length?}]}`, replayed at their
+ *   timestamps.
  * - A results file of an earlier `bench run` (lines of {@link RequestRecord}): a replay, every
  *   request with its recorded spec at its recorded scheduled time (sessions are replayed open-loop
  *   at the times their turns were sent before).
@@ -18,9 +21,9 @@ import type { RequestSpec, SessionSpec, WorkItem } from './workload.ts';
 
 /** A loaded dataset: the items, and for a replay their recorded send times. */
 export interface Dataset {
-  format: 'sharegpt' | 'jsonl' | 'replay';
+  format: 'sharegpt' | 'jsonl' | 'replay' | 'aibrix-workload';
   items: WorkItem[];
-  /** Replay only: the scheduled send time of each item, ms from the run start. */
+  /** Replays and AIBrix workloads: the scheduled send time of each item, ms from the run start. */
   arrivalsMs?: number[];
 }
 
@@ -129,7 +132,7 @@ function parseJsonl(text: string, file: string, opts: DatasetOptions): Dataset {
     }
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${where}: expected a JSON object`);
     const r = o as Record<string, unknown>;
-    const lineFormat: Dataset['format'] = 'scheduledMs' in r && 'spec' in r ? 'replay' : 'jsonl';
+    const lineFormat: Dataset['format'] = 'scheduledMs' in r && 'spec' in r ? 'replay' : 'timestamp' in r && 'requests' in r ? 'aibrix-workload' : 'jsonl';
     if (format === undefined) format = lineFormat;
     else if (format !== lineFormat) throw new Error(`${where}: mixes results-file lines and dataset lines`);
     if (lineFormat === 'replay') {
@@ -142,6 +145,24 @@ function parseJsonl(text: string, file: string, opts: DatasetOptions): Dataset {
       }
       items.push({ kind: 'request', request: { ...s } });
       arrivals.push(rec.scheduledMs);
+      continue;
+    }
+    if (lineFormat === 'aibrix-workload') {
+      const ts = r.timestamp;
+      if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) throw new Error(`${where}: timestamp must be a number of ms >= 0`);
+      if (!Array.isArray(r.requests)) throw new Error(`${where}: requests must be an array`);
+      for (const [j, q] of r.requests.entries()) {
+        const qq = q as Record<string, unknown> | null;
+        if (!qq || typeof qq.prompt !== 'string') throw new Error(`${where}: requests[${j}].prompt must be a string`);
+        const out = qq.output_length;
+        if (out !== undefined && out !== null && !(Number.isInteger(out) && (out as number) >= 1)) throw new Error(`${where}: requests[${j}].output_length must be an integer >= 1 or null`);
+        items.push({
+          kind: 'request',
+          request: { inputTokens: tokens(opts.tokenizer, qq.prompt), outputTokens: (out as number | null | undefined) ?? defOut, key: `aw/${k + 1}/${j}`, text: qq.prompt },
+        });
+        arrivals.push(ts);
+        if (items.length >= max) break;
+      }
       continue;
     }
     const outOf = (completion: unknown, length: unknown, what: string): number => {
@@ -178,10 +199,10 @@ function parseJsonl(text: string, file: string, opts: DatasetOptions): Dataset {
     }
   }
   if (items.length === 0) throw new Error(`${file}: no requests in the file`);
-  if (format === 'replay') {
+  if (format === 'replay' || format === 'aibrix-workload') {
     // Keep schedule order.
     const order = arrivals.map((_, i) => i).sort((a, b) => arrivals[a]! - arrivals[b]! || a - b);
-    return { format: 'replay', items: order.map((i) => items[i]!), arrivalsMs: order.map((i) => arrivals[i]!) };
+    return { format, items: order.map((i) => items[i]!), arrivalsMs: order.map((i) => arrivals[i]!) };
   }
   return { format: 'jsonl', items };
 }

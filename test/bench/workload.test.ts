@@ -175,4 +175,10 @@ test('datasets: ShareGPT, AIBrix JSONL (plain and sessioned) and replay of a res
   assert.equal(rp.format, 'replay');
   assert.deepEqual(rp.arrivalsMs, [100, 500]);
   assert.ok(rp.items[0]!.kind === 'request' && rp.items[0]!.request.key === 'r/0');
+
+  const aw = parseDataset(['{"timestamp": 0, "requests": [{"prompt": "one two", "prompt_length": 2, "output_length": 7}]}', '{"timestamp": 250, "requests": [{"prompt": "three", "output_length": null}, {"prompt": "four five six"}]}'].join('\n'), 'w.jsonl', { tokenizer: tok, defaultOutputTokens: 33 });
+  assert.equal(aw.format, 'aibrix-workload');
+  assert.deepEqual(aw.arrivalsMs, [0, 250, 250]);
+  assert.deepEqual(aw.items.map((i) => (i.kind === 'request' ? i.request.outputTokens : -1)), [7, 33, 33]);
+  assert.throws(() => parseDataset('{"timestamp": -1, "requests": []}', 'w.jsonl', { tokenizer: tok }), /w\.jsonl:1: timestamp must be/);
 });

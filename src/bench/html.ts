@@ -38,7 +38,10 @@ export function cdfPoints(values: readonly number[], n = 200): Array<[number, nu
 }
 
 /** Per time bucket (by send time): completions, output tokens/s, TTFT and E2E medians. */
-export function timeSeries(records: readonly RequestRecord[], buckets = 60): { bucketS: number; t: number[]; reqPerS: number[]; tokPerS: number[]; ttftP50: Array<number | null>; e2eP50: Array<number | null> } {
+export function timeSeries(
+  records: readonly RequestRecord[],
+  buckets = 60,
+): { bucketS: number; t: number[]; reqPerS: number[]; tokPerS: number[]; ttftP50: Array<number | null>; e2eP50: Array<number | null>; lateMax: Array<number | null> } {
   const end = records.reduce((m, r) => Math.max(m, r.sentMs + (r.e2eMs ?? 0)), 0);
   const bucketS = Math.max(1, Math.ceil(end / 1000 / buckets));
   const n = Math.max(1, Math.ceil(end / 1000 / bucketS));
@@ -46,7 +49,10 @@ export function timeSeries(records: readonly RequestRecord[], buckets = 60): { b
   const tok = new Array<number>(n).fill(0);
   const ttft: number[][] = Array.from({ length: n }, () => []);
   const e2e: number[][] = Array.from({ length: n }, () => []);
+  const lateMax: Array<number | null> = new Array<number | null>(n).fill(null);
   for (const r of records) {
+    const sb = Math.min(n - 1, Math.floor(r.sentMs / 1000 / bucketS));
+    lateMax[sb] = Math.max(lateMax[sb] ?? 0, r.lateMs);
     if (!r.ok) continue;
     const fin = Math.min(n - 1, Math.floor((r.sentMs + (r.e2eMs ?? 0)) / 1000 / bucketS));
     done[fin]!++;
@@ -68,6 +74,7 @@ export function timeSeries(records: readonly RequestRecord[], buckets = 60): { b
     tokPerS: tok.map((d) => d / bucketS),
     ttftP50: ttft.map(med),
     e2eP50: e2e.map(med),
+    lateMax,
   };
 }
 
@@ -125,6 +132,7 @@ pre{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:12px;over
 <div class="grid">
 <div class="card"><canvas id="ts-ttft"></canvas></div><div class="card"><canvas id="ts-e2e"></canvas></div>
 <div class="card"><canvas id="ts-req"></canvas></div><div class="card"><canvas id="ts-tok"></canvas></div>
+<div class="card"><canvas id="ts-late"></canvas></div>
 </div>
 <h2>Per-endpoint load</h2>
 <div class="grid"><div class="card"><canvas id="endpoints"></canvas></div></div>
@@ -148,6 +156,7 @@ function series(id, key, label, unit) {
 cdf('cdf-ttft', 'ttft', 'TTFT'); cdf('cdf-e2e', 'e2e', 'E2E latency'); cdf('cdf-tpot', 'tpot', 'TPOT'); cdf('cdf-itl', 'itl', 'ITL');
 series('ts-ttft', 'ttftP50', 'TTFT median by send time', 'ms'); series('ts-e2e', 'e2eP50', 'E2E median by send time', 'ms');
 series('ts-req', 'reqPerS', 'Completed requests per second', 'req/s'); series('ts-tok', 'tokPerS', 'Output tokens per second', 'tokens/s');
+series('ts-late', 'lateMax', 'Client send lateness (max per interval; coordinated-omission check)', 'ms');
 const eps = [...new Set(RUNS.flatMap((r) => Object.keys(r.endpoints)))].sort();
 new Chart(document.getElementById('endpoints'), { type: 'bar',
   data: { labels: eps, datasets: RUNS.map((r, i) => ({ label: r.name, data: eps.map((e) => r.endpoints[e] || 0), backgroundColor: color(i) })) },

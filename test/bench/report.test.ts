@@ -109,7 +109,7 @@ test('HTML report is self-contained and carries every run', () => {
   assert.ok(!/<script[^>]+src=/i.test(html), 'no external scripts');
   assert.ok(!/<link[^>]+href=/i.test(html), 'no external stylesheets');
   assert.match(html, /Chart\.js v\d/, 'Chart.js bundle inlined');
-  for (const id of ['cdf-ttft', 'cdf-e2e', 'cdf-tpot', 'cdf-itl', 'ts-ttft', 'ts-req', 'ts-tok', 'endpoints']) assert.ok(html.includes(`id="${id}"`), id);
+  for (const id of ['cdf-ttft', 'cdf-e2e', 'cdf-tpot', 'cdf-itl', 'ts-ttft', 'ts-req', 'ts-tok', 'ts-late', 'endpoints']) assert.ok(html.includes(`id="${id}"`), id);
   const m = /const RUNS = (.*);\n/.exec(html);
   assert.ok(m);
   const runs = JSON.parse(m[1]!) as Array<{ name: string; cdf: { ttft: Array<[number, number]> }; endpoints: Record<string, number> }>;

@@ -118,4 +118,15 @@ test('HTML report is self-contained and carries every run', () => {
   assert.deepEqual(runs[0]!.cdf.ttft, [[100, 0.5], [200, 1]]);
   assert.deepEqual(runs[0]!.endpoints, { a: 2, b: 1 });
   assert.deepEqual(cdfPoints([3, 1, 2]), [[1, 1 / 3], [2, 2 / 3], [3, 1]]);
+  // Both scripts parse, and the page script builds every chart (Chart and document stubbed).
+  const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((x) => x[1]!);
+  assert.equal(scripts.length, 2);
+  for (const src of scripts) new Function(src);
+  const made: string[] = [];
+  const Chart = function (el: { id: string }, cfg: { type: string; data: { datasets: unknown[] } }) {
+    assert.equal(cfg.data.datasets.length, 2, el.id);
+    made.push(el.id);
+  };
+  new Function('Chart', 'document', scripts[1]!)(Chart, { getElementById: (id: string) => ({ id }) });
+  assert.deepEqual(made.sort(), ['cdf-e2e', 'cdf-itl', 'cdf-tpot', 'cdf-ttft', 'endpoints', 'ts-e2e', 'ts-late', 'ts-req', 'ts-tok', 'ts-ttft']);
 });

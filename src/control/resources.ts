@@ -177,10 +177,10 @@ const PodAutoscalerSpecBase = z
         replicaStartupS: z.number().min(0).max(3600).default(60),
         /** Window (s) over which the token arrival rate and trend are fitted (least squares). Default 120. */
         trendWindowS: z.number().int().min(2).max(600).default(120),
-        /** Token arrival rate (prompt + max output tokens/s) one replica carries with the metric at its target; learned online when absent. */
+        /** Token arrival rate (prompt + max output tokens/s) one replica can take before requests queue; learned online when absent. */
         tokensPerReplicaS: z.number().positive().optional(),
-        /** Capacity kept above the planned rate, fraction: plan for capacity / (1 + headroom). Default 0 (the target already leaves headroom). */
-        headroom: z.number().min(0).max(2).default(0),
+        /** Capacity kept above the planned rate, fraction: plan for capacity / (1 + headroom). Default 0.25 (80% of capacity). */
+        headroom: z.number().min(0).max(2).default(0.25),
       })
       .strict()
       .default({}),

@@ -149,22 +149,27 @@ test('HPA scales up on high KV usage and waits 300 s before scaling down', () =>
   }
 });
 
-test('tokenflow: learns capacity near the target, then anticipates a token ramp that KPA cannot see', () => {
-  const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.7, forecast: { replicaStartupS: 60, trendWindowS: 30 } });
-  // Phase 1: steady 1000 tok/s on 2 replicas at 0.7 KV each (S = 1.4 / 0.7 = 2 replicas at target): mu = 1000 / 2 = 500.
+test('tokenflow: learns capacity where queues form, then anticipates a token ramp that KPA cannot see', () => {
+  const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.7, forecast: { replicaStartupS: 60, trendWindowS: 30, headroom: 0 } });
+  // Phase 1: 1000 tok/s on 2 replicas without queues: capacity still unknown (nothing says where the limit is).
   const col = new MetricCollector(200);
   let state = tokenflow.init();
   let rec = { desired: 2, reason: '' };
-  for (let t = 0; t < 120; t++) {
-    col.observe({ nowMs: t * 1000, replicas: replicas(2, 0.7), arrivedRequests: 1, arrivedTokens: 1000 });
+  const step = (t: number, tokens: number, waiting: number) => {
+    col.observe({ nowMs: t * 1000, replicas: replicas(2, 0.7, { waiting }), arrivedRequests: 1, arrivedTokens: tokens });
     if (t % 2 === 0) ({ rec, state } = tokenflow.recommend({ nowMs: t * 1000, spec: s, currentReplicas: 2, readyReplicas: 2, metrics: col }, state));
-  }
-  assert.equal(rec.desired, 2, rec.reason);
+  };
+  for (let t = 0; t < 100; t++) step(t, 1000, 0);
+  assert.equal(state.muTokensPerReplicaS, null);
+  assert.equal(state.carriedTokensPerReplicaS, 500);
+  // Queues form at 1000 tok/s: capacity = 1000 / 2 ready replicas.
+  for (let t = 100; t < 120; t++) step(t, 1000, t < 106 ? 0 : 3);
   assert.ok(state.muTokensPerReplicaS !== null && Math.abs(state.muTokensPerReplicaS - 500) < 1, `mu ${state.muTokensPerReplicaS}`);
+  for (let t = 120; t < 126; t++) step(t, 1000, 0);
   // Phase 2: tokens ramp by +20 tok/s each second while KV stays at target (the engines have not caught up).
   const ups: { desired: number; reason: string }[] = [];
-  for (let t = 120; t < 150; t++) {
-    col.observe({ nowMs: t * 1000, replicas: replicas(2, 0.7), arrivedRequests: 1, arrivedTokens: 1000 + 20 * (t - 119) });
+  for (let t = 126; t < 156; t++) {
+    col.observe({ nowMs: t * 1000, replicas: replicas(2, 0.7), arrivedRequests: 1, arrivedTokens: 1000 + 20 * (t - 125) });
     if (t % 2 === 0) {
       ({ rec, state } = tokenflow.recommend({ nowMs: t * 1000, spec: s, currentReplicas: 2, readyReplicas: 2, metrics: col }, state));
       if (rec.desired > 2) ups.push(rec);
@@ -173,7 +178,7 @@ test('tokenflow: learns capacity near the target, then anticipates a token ramp 
     }
   }
   assert.ok(ups.length > 0, 'tokenflow scaled up on the forecast');
-  assert.match(ups[0]!.reason, /^tokenflow: up to \d+;.*-> plan \d+/);
+  assert.match(ups[0]!.reason, /^tokenflow: up to \d+ \(demand [\d.]+ replicas\);.*-> plan [\d.]+/);
   assert.ok(Math.max(...ups.map((u) => u.desired)) <= 4, 'rate limit: at most 2x per step');
 });
 

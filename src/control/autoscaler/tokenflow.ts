@@ -15,22 +15,23 @@
  *   lambdaH = max(level, min(m + b ((n-1)/2 + H), 2m))  H = replicaStartupS + intervalS: the rate when
  *                                                       a replica asked for now will serve (growth
  *                                                       only, at most doubling)
- *   mu      = tokens/s one replica carries with the metric at its target: `tokensPerReplicaS` when
- *             configured, else learned as rate_stable / S (S = stable demand in replicas at target),
- *             EWMA weight 0.2, only on a settled fleet (R = N), not saturated, with S within
- *             [0.5, 1.2] x R (the metric near its target, where the ratio is representative: the
- *             engine signal is not linear in load far from it)
- *   plan(x) = ceil(x (1 + headroom) / mu)                headroom default 0 (the target is the headroom)
- *   reactive (KPA on totals): S, P = fleet totals of the metric over the stable and panic windows,
- *             ceil(S/T); ceil(P/T) too while saturated (waiting per replica >= 1 over the panic
- *             window: the stable window lags a queue that is forming), unless replicas are starting (then the panic reading mostly shows a backlog the new replicas will relieve)
- *   up      = max(reactive, plan(lambdaH));  if up > N: desired = min(up, ceil(maxUp x max(N, 1)))
- *             (at most one scale-up per panic window: the panic window fills over its length, so
- *             stepping every tick would climb a staircase of one-replica events)
- *   down    = max(ceil(S/T), plan(level));   if down < N (1 - downTol): desired = the max over the
- *             last cooldown.downS s of `down` (and of `up` where it exceeded N) (one step to the level every recent
- *             recommendation allows) once that level is itself below N (1 - downTol), at least
- *             floor(N / maxDown); at most one scale-down per stable window
+ *   mu      = tokens/s one replica can take: `tokensPerReplicaS` when configured, else learned from
+ *             the fleet itself: at each onset of queueing (waiting per replica >= 1 over the panic
+ *             window, after a decision without), level / R, the arrival rate per ready replica at which
+ *             queues started to form (EWMA weight 0.5 over onsets); never below the largest rate per
+ *             replica carried with no queue over a whole stable window on a settled fleet (R = N).
+ *             (The engine signal cannot give it: KV usage is knee-shaped, see above.)
+ *   plan(x) = x (1 + headroom) / mu                      headroom default 0.25 (plan for 80% of mu)
+ *   S, P    = fleet totals of the metric over the stable and panic windows, in replicas at target
+ *   upRaw   = max(S, P while queues form (waiting >= 1 per replica over the panic window) and no
+ *             replica is starting, plan(lambdaH))
+ *   downRaw = max(S, plan(level))
+ *   upRaw > N (1 + upTol): desired = clamp(ceil(upRaw (1 + upTol)), N + 1, ceil(maxUp max(N, 1)))
+ *             (the tolerance kept as margin so the next step needs a real change; at most one
+ *             scale-up per panic window: the panic window fills over its length)
+ *   downRaw < N (1 - downTol): desired = the max over the last cooldown.downS s of the targets
+ *             ceil(downRaw (1 + upTol)) (and of scale-up targets), once that is itself <= N (1 -
+ *             downTol); at least floor(N / maxDown); at most one scale-down per stable window
  *   clamp to [min, max].
  * Until mu is known the algorithm is the reactive KPA-on-totals part alone. Replicas asked for but not
  * ready count in N, so absolute (total- and rate-based) demand does not keep adding replicas while
@@ -42,17 +43,21 @@ import { ceilR, clamp, floorReplicas, fmt, windowed, type PastRecommendation, ty
 export interface TokenflowState {
   /** Learned per-replica capacity (tokens/s), or null. */
   muTokensPerReplicaS: number | null;
+  /** Largest token rate per replica carried without a queue over a stable window (tokens/s). */
+  carriedTokensPerReplicaS: number;
+  /** Whether the previous decision saw queues forming (to detect onsets). */
+  saturated: boolean;
   /** Times (ms) of the last scale-up and scale-down steps, or null. */
   lastUpMs: number | null;
   lastDownMs: number | null;
   history: PastRecommendation[];
 }
 
-/** EWMA weight of a new capacity observation. */
-export const MU_EWMA_ALPHA = 0.2;
+/** EWMA weight of a new capacity observation (one per saturation onset). */
+export const MU_EWMA_ALPHA = 0.5;
 
-/** Capacity is learned only while the stable demand S (replicas at target) is within this band of the ready replicas R. */
-export const MU_BAND: readonly [number, number] = [0.5, 1.2];
+/** A fleet counts as queue-free when waiting per replica over the stable window is below this. */
+export const MU_MAX_WAITING = 0.05;
 
 /** OLS fit of a per-second series: mean and slope (per second). */
 export function fitTrend(series: readonly number[]): { mean: number; slope: number; n: number } {
@@ -75,7 +80,7 @@ export function fitTrend(series: readonly number[]): { mean: number; slope: numb
 /** The tokenflow algorithm (see module docs). */
 export const tokenflow: ScalingAlgorithm<TokenflowState> = {
   strategy: 'tokenflow',
-  init: () => ({ muTokensPerReplicaS: null, lastUpMs: null, lastDownMs: null, history: [] }),
+  init: () => ({ muTokensPerReplicaS: null, carriedTokensPerReplicaS: 0, saturated: false, lastUpMs: null, lastDownMs: null, history: [] }),
   recommend(input: ScalingInput, state: TokenflowState) {
     const { spec, nowMs, currentReplicas: N, readyReplicas: R, metrics } = input;
     const f = spec.forecast;
@@ -105,52 +110,59 @@ export const tokenflow: ScalingAlgorithm<TokenflowState> = {
     const level = Math.max(0, tr.mean + (tr.slope * (tr.n - 1)) / 2);
     const lambdaH = Math.max(level, Math.min(tr.mean + tr.slope * ((tr.n - 1) / 2 + H), 2 * tr.mean));
 
-    // Capacity at the target: learned where the metric sits near its target on a settled fleet.
+    // Capacity: the token rate per ready replica at which queues start to form, never below what was
+    // carried without a queue.
     let mu = state.muTokensPerReplicaS;
+    let carried = state.carriedTokensPerReplicaS;
     let learned = '';
     if (f.tokensPerReplicaS !== undefined) mu = f.tokensPerReplicaS;
-    else {
-      const rStable = metrics.arrivedTokens.rate(nowMs, spec.windows.stableS);
-      if (R > 0 && R === N && !saturated && S >= MU_BAND[0] * R && S <= MU_BAND[1] * R && rStable !== undefined && rStable > 0) {
-        const obs = rStable / S;
+    else if (R > 0) {
+      if (saturated && !state.saturated && level > 0) {
+        const obs = level / R;
         mu = mu === null ? obs : (1 - MU_EWMA_ALPHA) * mu + MU_EWMA_ALPHA * obs;
-        learned = ` (learned ${fmt(obs)})`;
+        learned = ` (queues formed at ${fmt(obs)})`;
       }
+      const rStable = metrics.arrivedTokens.rate(nowMs, spec.windows.stableS);
+      if (R === N && waitStable !== undefined && waitStable < MU_MAX_WAITING && rStable !== undefined) carried = Math.max(carried, rStable / R);
+      if (mu !== null && carried > mu) mu = carried;
     }
     const muOk = mu !== null && mu > 0;
-    const plan = (x: number) => (muOk ? ceilR((x * (1 + f.headroom)) / mu!) : 0);
+    const planRaw = (x: number) => (muOk ? (x * (1 + f.headroom)) / mu! : 0);
     // While replicas start (N > R) the panic reading of the ready ones mostly shows the backlog the new
     // replicas will relieve: follow the stable window then.
-    const reactive = Math.max(ceilR(S), saturated && N === R ? ceilR(P) : 0);
-    const up = Math.max(reactive, plan(lambdaH));
-    const down = Math.max(ceilR(S), plan(level));
-    const detail = `${which} stable ${fmt(S)} panic ${fmt(P)} replicas at target${saturated ? ' (saturated)' : ''}; tokens ${fmt(level)}/s trend ${fmt(tr.slope)}/s2 -> ${fmt(lambdaH)}/s in ${fmt(H)}s; capacity ${muOk ? fmt(mu!) : 'unknown'}${learned} tok/s per replica -> plan ${plan(lambdaH)}`;
+    const upRaw = Math.max(S, saturated && N === R ? P : 0, planRaw(lambdaH));
+    const downRaw = Math.max(S, planRaw(level));
+    const tolUp = spec.tolerance.up;
+    const tolDown = spec.tolerance.down;
+    const detail = `${which} stable ${fmt(S)} panic ${fmt(P)} replicas at target${saturated ? ' (saturated)' : ''}; tokens ${fmt(level)}/s trend ${fmt(tr.slope)}/s2 -> ${fmt(lambdaH)}/s in ${fmt(H)}s; capacity ${muOk ? fmt(mu!) : 'unknown'}${learned} tok/s per replica -> plan ${fmt(planRaw(lambdaH))}`;
 
     const history = state.history.filter((p) => nowMs - p.atMs < spec.cooldown.downS * 1000);
-    // A scale-up counts as a recommendation for the cooldown window (as in Kubernetes' stabilization);
-    // engine panic readings that do not trigger a scale-up do not hold a scale-down.
-    history.push({ atMs: nowMs, desired: up > N ? Math.max(up, down) : down });
-    let desired = N;
-    let verdict = 'hold';
     const since = (t: number | null) => (t === null ? Infinity : nowMs - t);
     let { lastUpMs, lastDownMs } = state;
-    if (up > N) {
-      if (since(lastUpMs) < spec.windows.panicS * 1000) verdict = `hold, settling after the last scale-up (needs ${up})`;
+    let desired = N;
+    let verdict = 'hold';
+    const scaleUp = upRaw > N * (1 + tolUp);
+    // Targets keep the up-tolerance as margin, so that the next step needs a real change of demand.
+    const upTarget = ceilR(upRaw * (1 + tolUp));
+    const downTarget = ceilR(downRaw * (1 + tolUp));
+    history.push({ atMs: nowMs, desired: scaleUp ? Math.max(upTarget, downTarget) : downTarget });
+    if (scaleUp) {
+      if (since(lastUpMs) < spec.windows.panicS * 1000) verdict = `hold, settling after the last scale-up (needs ${upTarget})`;
       else {
-        desired = Math.min(up, ceilR(spec.rates.maxUp * Math.max(N, 1)));
-        verdict = `up to ${desired}`;
+        desired = Math.max(N + 1, Math.min(upTarget, ceilR(spec.rates.maxUp * Math.max(N, 1))));
+        verdict = `up to ${desired} (demand ${fmt(upRaw)} replicas)`;
         lastUpMs = nowMs;
       }
-    } else if (down < N * (1 - spec.tolerance.down)) {
+    } else if (downRaw < N * (1 - tolDown)) {
       const level2 = Math.max(...history.map((p) => p.desired));
       if (since(lastDownMs) < spec.windows.stableS * 1000) verdict = `hold, settling after the last scale-down (allows ${level2})`;
-      else if (level2 <= N * (1 - spec.tolerance.down)) {
+      else if (level2 <= N * (1 - tolDown)) {
         lastDownMs = nowMs;
         desired = Math.max(level2, Math.floor(N / spec.rates.maxDown));
-        verdict = `down to ${desired} (max over ${spec.cooldown.downS}s: ${level2})`;
+        verdict = `down to ${desired} (max over ${spec.cooldown.downS}s: ${level2}, demand ${fmt(downRaw)} replicas)`;
       } else verdict = `hold, scale-down delayed (max over ${spec.cooldown.downS}s: ${level2})`;
     }
     const out = clamp(desired, floorReplicas(spec), spec.maxReplicas);
-    return { rec: { desired: out, reason: `tokenflow: ${verdict}; ${detail}` }, state: { muTokensPerReplicaS: mu, lastUpMs, lastDownMs, history } };
+    return { rec: { desired: out, reason: `tokenflow: ${verdict}; ${detail}` }, state: { muTokensPerReplicaS: mu, carriedTokensPerReplicaS: carried, saturated, lastUpMs, lastDownMs, history } };
   },
 };

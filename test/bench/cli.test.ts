@@ -49,7 +49,7 @@ test('bench run: Ctrl-C stops sending, in-flight requests finish, every result i
   ]);
   t.after(() => child.kill('SIGKILL'));
   // Wait until the server has seen a few requests, then interrupt.
-  for (let i = 0; i < 600 && up.bodies.length < 10; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 2400 && up.bodies.length < 10; i++) await new Promise((r) => setTimeout(r, 50));
   assert.ok(up.bodies.length >= 10, 'the run started');
   child.kill('SIGINT');
   const r = await result;

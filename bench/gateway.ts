@@ -293,8 +293,8 @@ createServer((req, res) => {
   const vsPortkey = sat.portkey ? ip / sat.portkey.rps : undefined;
   const addedP50 = fixed.inferplane!.p50 - d.p50;
   const checks = [
-    `- inferplane / nginx requests/s: **${(vsNginx * 100).toFixed(0)}%** (target >= 50%): ${vsNginx >= 0.5 ? 'met' : 'NOT met'}`,
-    vsPortkey !== undefined ? `- inferplane / Portkey requests/s: **${vsPortkey.toFixed(1)}x** (target >= 10x): ${vsPortkey >= 10 ? 'met' : 'NOT met'}` : `- Portkey: not measured (${portkeyError})`,
+    `- inferplane / nginx requests/s: **${(vsNginx * 100).toFixed(1)}%** (target >= 50%): ${vsNginx >= 0.5 ? 'met' : 'NOT met'}`,
+    vsPortkey !== undefined ? `- inferplane / Portkey requests/s: **${vsPortkey.toFixed(2)}x** (target >= 10x): ${vsPortkey >= 10 ? 'met' : 'NOT met'}` : `- Portkey: not measured (${portkeyError})`,
     `- for reference: inferplane / node-minimal requests/s: ${(vsMinimal * 100).toFixed(0)}%; node-minimal / nginx: ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}%`,
     `- inferplane added p50 at ${RATE} req/s: **${(addedP50 * 1000).toFixed(0)} µs** (target < 1 ms): ${addedP50 < 1 ? 'met' : 'NOT met'}`,
   ];

@@ -585,115 +585,14 @@ export class Gateway {
     abortSignal: EventEmitter,
     clientGone: () => boolean,
     headers: Record<string, string>,
-    p: { path: string; requestId: string; sel: { spec: string; profile?: string }; parsed: ParsedInference; body: Buffer; strip: boolean },
+    p: ExchangeRequest,
     extraHeaders: Record<string, string> | undefined,
     canRetry5xx: boolean,
     onFirst: () => void,
   ): Promise<Exchange> {
     return new Promise<Exchange>((resolve) => {
-      let status = 0;
-      let committed = false;
-      let discard = false;
-      let settled = false;
-      let tap: UsageTap | undefined;
-      let stripper: UsageStripper | undefined;
-      let collect: Buffer[] | undefined;
-      let sse = false;
-      let firstMs = 0;
-      let lastMs = 0;
-      let chunks = 0;
-      let abortFn: ((err?: Error) => void) | null = null;
-      let resumeFn: (() => void) | null = null;
-      const onAbort = () => abortFn?.(new undiciErrors.RequestAbortedError());
-      abortSignal.once('abort', onAbort);
-      const done = (x: Exchange) => {
-        if (settled) return;
-        settled = true;
-        abortSignal.off('abort', onAbort);
-        resolve(x);
-      };
-      const now = this.now;
-      this.pool(ep).dispatch(
-        { path: p.path, method: 'POST', headers, body: p.body },
-        {
-          onConnect(abort: (err?: Error) => void) {
-            abortFn = abort;
-            if (clientGone()) abort(new undiciErrors.RequestAbortedError());
-          },
-          onHeaders(statusCode: number, raw: Buffer[] | string[] | null, resume: () => void): boolean {
-            status = statusCode;
-            if (statusCode >= 500 && canRetry5xx) {
-              discard = true;
-              return true;
-            }
-            committed = true;
-            const out: Record<string, string | string[]> = {};
-            if (raw) {
-              for (let i = 0; i + 1 < raw.length; i += 2) {
-                const k = raw[i]!.toString().toLowerCase();
-                if (k === 'content-length') {
-                  if (!p.strip) out[k] = raw[i + 1]!.toString(); // the stripped stream is shorter
-                  continue;
-                }
-                if (HOP_BY_HOP.has(k)) continue;
-                const v = raw[i + 1]!.toString();
-                const prev = out[k];
-                out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-              }
-            }
-            out['x-request-id'] = p.requestId;
-            out['target-pod'] = ep.id;
-            out['x-routing-strategy'] = p.sel.spec;
-            if (p.sel.profile) out['x-config-profile'] = p.sel.profile;
-            if (extraHeaders) for (const k in extraHeaders) out[k] = extraHeaders[k]!;
-            res.writeHead(statusCode, out);
-            sse = p.parsed.stream && statusCode < 300;
-            if (sse) {
-              if (p.strip) stripper = new UsageStripper();
-              else tap = new UsageTap();
-            } else if (statusCode < 300) collect = [];
-            resumeFn = resume;
-            return true;
-          },
-          onData(chunk: Buffer): boolean {
-            if (discard) return true;
-            const t = now();
-            if (chunks === 0) {
-              firstMs = t;
-              onFirst();
-            }
-            lastMs = t;
-            chunks++;
-            let outChunk = chunk;
-            if (stripper) outChunk = stripper.push(chunk);
-            else if (tap) tap.push(chunk);
-            else if (collect) collect.push(chunk);
-            if (outChunk.length && !res.write(outChunk)) {
-              res.once('drain', resumeFn!);
-              return false;
-            }
-            return true;
-          },
-          onComplete() {
-            if (discard) return done({ kind: 'retry', status });
-            if (stripper) {
-              const rest = stripper.end();
-              if (rest.length) res.write(rest);
-            }
-            tap?.end();
-            res.end();
-            const usage = tap?.usage ?? stripper?.usage ?? (collect ? usageFromJson(collect.length === 1 ? collect[0]! : Buffer.concat(collect)) : undefined);
-            done({ kind: 'done', status, usage, sse, firstMs, lastMs, chunks });
-          },
-          onError(err: Error) {
-            if (committed) done({ kind: 'broken', err, status, usage: tap?.usage ?? stripper?.usage });
-            else done({ kind: 'error', err });
-          },
-          onUpgrade() {
-            /* never requested */
-          },
-        },
-      );
+      const h = new UpstreamHandler(res, ep, abortSignal, clientGone, p, extraHeaders, canRetry5xx, onFirst, this.now, resolve);
+      this.pool(ep).dispatch({ path: p.path, method: 'POST', headers, body: p.body }, h);
     });
   }
 
@@ -766,5 +665,143 @@ export class Gateway {
     }
     req.resume();
     throw E.notFound(path);
+  }
+}
+
+/** What `Gateway.exchange` needs from the request. */
+interface ExchangeRequest {
+  path: string;
+  requestId: string;
+  sel: { spec: string; profile?: string };
+  parsed: ParsedInference;
+  body: Buffer;
+  strip: boolean;
+}
+
+/**
+ * undici dispatch handler for one upstream exchange (one object per attempt, methods on the
+ * prototype: fewer allocations than a closure per callback on the hot path).
+ */
+class UpstreamHandler {
+  private status = 0;
+  private committed = false;
+  private discard = false;
+  private settled = false;
+  private tap: UsageTap | undefined;
+  private stripper: UsageStripper | undefined;
+  private collect: Buffer[] | undefined;
+  private sse = false;
+  private firstMs = 0;
+  private lastMs = 0;
+  private chunks = 0;
+  private abortFn: ((err?: Error) => void) | null = null;
+  private resumeFn: (() => void) | null = null;
+  private readonly onAbort = () => this.abortFn?.(new undiciErrors.RequestAbortedError());
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly ep: EndpointState,
+    private readonly abortSignal: EventEmitter,
+    private readonly clientGone: () => boolean,
+    private readonly p: ExchangeRequest,
+    private readonly extraHeaders: Record<string, string> | undefined,
+    private readonly canRetry5xx: boolean,
+    private readonly onFirst: () => void,
+    private readonly now: () => number,
+    private readonly resolve: (x: Exchange) => void,
+  ) {
+    abortSignal.once('abort', this.onAbort);
+  }
+
+  private done(x: Exchange): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.abortSignal.off('abort', this.onAbort);
+    this.resolve(x);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortFn = abort;
+    if (this.clientGone()) abort(new undiciErrors.RequestAbortedError());
+  }
+
+  onHeaders(statusCode: number, raw: Buffer[] | string[] | null, resume: () => void): boolean {
+    this.status = statusCode;
+    if (statusCode >= 500 && this.canRetry5xx) {
+      this.discard = true;
+      return true;
+    }
+    this.committed = true;
+    const p = this.p;
+    const out: Record<string, string | string[]> = {};
+    if (raw) {
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const k = raw[i]!.toString().toLowerCase();
+        if (k === 'content-length') {
+          if (!p.strip) out[k] = raw[i + 1]!.toString(); // the stripped stream is shorter
+          continue;
+        }
+        if (HOP_BY_HOP.has(k)) continue;
+        const v = raw[i + 1]!.toString();
+        const prev = out[k];
+        out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+      }
+    }
+    out['x-request-id'] = p.requestId;
+    out['target-pod'] = this.ep.id;
+    out['x-routing-strategy'] = p.sel.spec;
+    if (p.sel.profile) out['x-config-profile'] = p.sel.profile;
+    const extra = this.extraHeaders;
+    if (extra) for (const k in extra) out[k] = extra[k]!;
+    this.res.writeHead(statusCode, out);
+    this.sse = p.parsed.stream && statusCode < 300;
+    if (this.sse) {
+      if (p.strip) this.stripper = new UsageStripper();
+      else this.tap = new UsageTap();
+    } else if (statusCode < 300) this.collect = [];
+    this.resumeFn = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discard) return true;
+    const t = this.now();
+    if (this.chunks === 0) {
+      this.firstMs = t;
+      this.onFirst();
+    }
+    this.lastMs = t;
+    this.chunks++;
+    let outChunk = chunk;
+    if (this.stripper) outChunk = this.stripper.push(chunk);
+    else if (this.tap) this.tap.push(chunk);
+    else if (this.collect) this.collect.push(chunk);
+    if (outChunk.length && !this.res.write(outChunk)) {
+      this.res.once('drain', this.resumeFn!);
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.discard) return this.done({ kind: 'retry', status: this.status });
+    if (this.stripper) {
+      const rest = this.stripper.end();
+      if (rest.length) this.res.write(rest);
+    }
+    this.tap?.end();
+    this.res.end();
+    const c = this.collect;
+    const usage = this.tap?.usage ?? this.stripper?.usage ?? (c ? usageFromJson(c.length === 1 ? c[0]! : Buffer.concat(c)) : undefined);
+    this.done({ kind: 'done', status: this.status, usage, sse: this.sse, firstMs: this.firstMs, lastMs: this.lastMs, chunks: this.chunks });
+  }
+
+  onError(err: Error): void {
+    if (this.committed) this.done({ kind: 'broken', err, status: this.status, usage: this.tap?.usage ?? this.stripper?.usage });
+    else this.done({ kind: 'error', err });
+  }
+
+  onUpgrade(): void {
+    /* never requested */
   }
 }

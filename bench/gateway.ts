@@ -290,11 +290,17 @@ createServer((req, res) => {
   const ip = sat.inferplane!.rps;
   const vsNginx = ip / sat.nginx!.rps;
   const vsMinimal = ip / sat['node-minimal']!.rps;
+  // Same-round ratios (both measured minutes apart under the same machine load).
+  const roundRatios = (a: string, b: string) => satRuns[a]!.map((x, i) => x.rps / satRuns[b]![i]!.rps);
+  const fmtRatios = (xs: number[], pct: boolean) => xs.map((x) => (pct ? `${(x * 100).toFixed(0)}%` : `${x.toFixed(1)}x`)).join(', ');
+  const nginxRounds = roundRatios('inferplane', 'nginx');
+  const portkeyRounds = sat.portkey ? roundRatios('inferplane', 'portkey') : undefined;
   const vsPortkey = sat.portkey ? ip / sat.portkey.rps : undefined;
   const addedP50 = fixed.inferplane!.p50 - d.p50;
   const checks = [
     `- inferplane / nginx requests/s: **${(vsNginx * 100).toFixed(1)}%** (target >= 50%): ${vsNginx >= 0.5 ? 'met' : 'NOT met'}`,
     vsPortkey !== undefined ? `- inferplane / Portkey requests/s: **${vsPortkey.toFixed(2)}x** (target >= 10x): ${vsPortkey >= 10 ? 'met' : 'NOT met'}` : `- Portkey: not measured (${portkeyError})`,
+    `- same-round ratios, inferplane / nginx: ${fmtRatios(nginxRounds, true)} (median ${(med(nginxRounds) * 100).toFixed(1)}%)${portkeyRounds ? `; inferplane / Portkey: ${fmtRatios(portkeyRounds, false)} (median ${med(portkeyRounds).toFixed(1)}x)` : ''}`,
     `- for reference: inferplane / node-minimal requests/s: ${(vsMinimal * 100).toFixed(0)}%; node-minimal / nginx: ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}%`,
     `- inferplane added p50 at ${RATE} req/s: **${(addedP50 * 1000).toFixed(0)} µs** (target < 1 ms): ${addedP50 < 1 ? 'met' : 'NOT met'}`,
   ];

@@ -253,3 +253,24 @@ test('placement policies and LRU choice', () => {
   assert.equal(lruVictim(['p', 'q'], new Map([['p', 5]])), 'q'); // never used = oldest
   assert.equal(lruVictim([], new Map()), undefined);
 });
+
+test('start() reconciles on the injected timers; stop() clears them', async () => {
+  const w = world(1);
+  let fn: (() => void) | null = null;
+  let cleared = false;
+  const m = new AdapterManager({
+    clock: { now: () => 0 },
+    http: async () => new Response('ok', { status: 200 }),
+    endpoints: () => w.eps,
+    cache: new ArtifactCache(join(dir, 'timers'), async () => new Response(new Uint8Array([1]), { status: 200 })),
+    timers: { setInterval: (f) => ((fn = f), 1), clearInterval: () => void (cleared = true) },
+  });
+  const a = m.apply(spec());
+  m.start(1000);
+  assert.ok(fn, 'interval registered');
+  fn!();
+  await m.reconcile(); // queued after the timer's pass
+  assert.equal(a.status.phase, 'Ready');
+  m.stop();
+  assert.equal(cleared, true);
+});

@@ -52,6 +52,8 @@ export interface AdapterManagerOptions {
   onChange?: (a: ModelAdapter) => void;
   /** Engine call timeout in ms (default 30000, as AIBrix). */
   timeoutMs?: number;
+  /** Timers for `start()` (default: the global ones, unref'd). */
+  timers?: { setInterval(fn: () => void, ms: number): unknown; clearInterval(handle: unknown): void };
 }
 
 /** Backoff before attempt `attempts + 1` (ms): min(capS, baseS * 2^(attempts-1)) seconds. */
@@ -73,7 +75,7 @@ export class AdapterManager {
   private adapters = new Map<string, ModelAdapter>();
   private lastUsed = new Map<string, Map<string, number>>(); // endpoint -> adapter -> ms
   private queue: Promise<unknown> = Promise.resolve();
-  private handle: ReturnType<typeof setInterval> | null = null;
+  private handle: unknown = null;
 
   constructor(private readonly opts: AdapterManagerOptions) {}
 
@@ -203,16 +205,23 @@ export class AdapterManager {
     });
   }
 
-  /** Starts reconciling every `periodMs` (default 10 s, AIBrix's resync) on real timers. */
+  /** Starts reconciling every `periodMs` (default 10 s, AIBrix's resync) on the injected timers (else the global ones, unref'd). */
   start(periodMs = 10_000): void {
-    if (this.handle) return;
-    this.handle = setInterval(() => void this.reconcile().catch(() => undefined), periodMs);
-    this.handle.unref?.();
+    if (this.handle !== null) return;
+    const tick = () => void this.reconcile().catch(() => undefined);
+    if (this.opts.timers) this.handle = this.opts.timers.setInterval(tick, periodMs);
+    else {
+      const h = setInterval(tick, periodMs);
+      h.unref();
+      this.handle = h;
+    }
   }
 
   /** Stops the periodic reconcile (an in-flight pass completes). */
   stop(): void {
-    if (this.handle) clearInterval(this.handle);
+    if (this.handle === null) return;
+    if (this.opts.timers) this.opts.timers.clearInterval(this.handle);
+    else clearInterval(this.handle as ReturnType<typeof setInterval>);
     this.handle = null;
   }
 

@@ -256,19 +256,19 @@ test('placement policies and LRU choice', () => {
 
 test('start() reconciles on the injected timers; stop() clears them', async () => {
   const w = world(1);
-  let fn: (() => void) | null = null;
+  const t: { fn?: () => void } = {};
   let cleared = false;
   const m = new AdapterManager({
     clock: { now: () => 0 },
     http: async () => new Response('ok', { status: 200 }),
     endpoints: () => w.eps,
     cache: new ArtifactCache(join(dir, 'timers'), async () => new Response(new Uint8Array([1]), { status: 200 })),
-    timers: { setInterval: (f) => ((fn = f), 1), clearInterval: () => void (cleared = true) },
+    timers: { setInterval: (f) => ((t.fn = f), 1), clearInterval: () => void (cleared = true) },
   });
   const a = m.apply(spec());
   m.start(1000);
-  assert.ok(fn, 'interval registered');
-  fn!();
+  assert.ok(t.fn, 'interval registered');
+  t.fn();
   await m.reconcile(); // queued after the timer's pass
   assert.equal(a.status.phase, 'Ready');
   m.stop();

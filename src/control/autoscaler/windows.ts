@@ -199,26 +199,6 @@ export class CounterWindow {
   }
 }
 
-/**
- * Least-squares slope (units per second) of a per-second series; 0 for fewer than 2 points.
- * Used by the tokenflow algorithm for its short-horizon trend.
- */
-export function slopePerS(series: readonly number[]): number {
-  const n = series.length;
-  if (n < 2) return 0;
-  const mx = (n - 1) / 2;
-  let my = 0;
-  for (const v of series) my += v;
-  my /= n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (i - mx) * (series[i]! - my);
-    den += (i - mx) * (i - mx);
-  }
-  return num / den;
-}
-
 /** All metrics the collector keeps for one model, whatever the configured sources. */
 export const COLLECTED_METRICS: readonly AutoscalingMetric[] = ['kvCacheUsage', 'waiting', 'running', 'tokensInFlight', 'inflightRequests', 'queueTimeMs'];
 

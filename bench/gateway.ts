@@ -310,7 +310,7 @@ createServer((req, res) => {
 
 - Date: ${date}
 - Machine: ${machine} (shared with other work; every process of the run — load generator, proxies, upstream — runs on these cores)
-- Command: \`npm run bench:gateway\` (env: BENCH_DURATION_S=${DURATION_S}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_RATE_S=${RATE_S})
+- Command: \`npm run bench:gateway\` (env: BENCH_ROUNDS=${ROUNDS}, BENCH_DURATION_S=${DURATION_S}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_RATE_S=${RATE_S})
 
 Upstream: nginx returning a fixed ${RESP_BODY.length}-byte chat completion. Request: a ${REQ_BODY.length}-byte \`POST /v1/chat/completions\`.
 inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on.

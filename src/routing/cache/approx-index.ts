@@ -29,8 +29,11 @@ export interface ApproxIndexOptions {
 export type PrefixMatch = Map<string, number>;
 
 export class ApproxPrefixIndex {
-  /** key -> holders, interleaved `[slot, lastWriteMs, slot, lastWriteMs, ...]` (one array per block). */
-  private readonly blocks = new Map<number, number[]>();
+  /**
+   * key -> holders: a slot number when one endpoint holds the block (the common case: no allocation
+   * per block), else an array of slots. Write times live in `lru[slot]`.
+   */
+  private readonly blocks = new Map<number, number | number[]>();
   /** Per slot: key -> last write ms. */
   private readonly lru: Array<Map<number, number> | undefined> = [];
   private readonly lastSweep: number[] = [];
@@ -67,13 +70,17 @@ export class ApproxPrefixIndex {
     let alive: number[] | null = null;
     let i = 0;
     for (; i < keys.length; i++) {
-      const h = this.blocks.get(keys[i]!);
+      const k = keys[i]!;
+      const h = this.blocks.get(k);
       if (h === undefined) break;
       const next: number[] = [];
-      for (let j = 0; j < h.length; j += 2) {
-        if (h[j + 1]! < minT) continue;
-        const s = h[j]!;
-        if (alive === null || alive.includes(s)) next.push(s);
+      if (typeof h === 'number') {
+        if ((alive === null || alive.includes(h)) && this.lru[h]!.get(k)! >= minT) next.push(h);
+      } else {
+        for (let j = 0; j < h.length; j++) {
+          const s = h[j]!;
+          if ((alive === null || alive.includes(s)) && this.lru[s]!.get(k)! >= minT) next.push(s);
+        }
       }
       if (next.length === 0) break;
       if (alive !== null && next.length < alive.length) for (const s of alive) if (!next.includes(s)) out.set(this.slotIds[s]!, i);
@@ -94,13 +101,10 @@ export class ApproxPrefixIndex {
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
       const h = this.blocks.get(k);
-      if (h === undefined) this.blocks.set(k, [slot, nowMs]);
-      else {
-        let j = 0;
-        while (j < h.length && h[j] !== slot) j += 2;
-        if (j < h.length) h[j + 1] = nowMs;
-        else h.push(slot, nowMs);
-      }
+      if (h === undefined) this.blocks.set(k, slot);
+      else if (typeof h === 'number') {
+        if (h !== slot) this.blocks.set(k, [h, slot]);
+      } else if (!h.includes(slot)) h.push(slot);
       lru.set(k, nowMs);
     }
     const cap = this.options.maxBlocksPerEndpoint;
@@ -168,13 +172,14 @@ export class ApproxPrefixIndex {
   private unlink(key: number, slot: number): void {
     const h = this.blocks.get(key);
     if (h === undefined) return;
-    let j = 0;
-    while (j < h.length && h[j] !== slot) j += 2;
-    if (j >= h.length) return;
-    const last = h.length - 2;
-    h[j] = h[last]!;
-    h[j + 1] = h[last + 1]!;
-    h.length = last;
-    if (last === 0) this.blocks.delete(key);
+    if (typeof h === 'number') {
+      if (h === slot) this.blocks.delete(key);
+      return;
+    }
+    const j = h.indexOf(slot);
+    if (j < 0) return;
+    h[j] = h[h.length - 1]!;
+    h.pop();
+    if (h.length === 1) this.blocks.set(key, h[0]!);
   }
 }

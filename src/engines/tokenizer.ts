@@ -7,7 +7,24 @@
  * caller supplies its own: token counts are then close to, not equal to, the real model's. Callers
  * that need exact counts for another family pass a `Tokenizer` of their own.
  */
-import llama3Tokenizer from 'llama3-tokenizer-js';
+import { createRequire } from 'node:module';
+
+/** The package's encode/decode surface (its own `types.d.ts`). */
+interface Llama3Codec {
+  encode(text: string, opts?: { bos?: boolean; eos?: boolean }): number[];
+  decode(ids: number[]): string;
+}
+
+const require = createRequire(import.meta.url);
+let llama3Codec: Llama3Codec | undefined;
+/**
+ * Loads the Llama 3 vocabulary on first use only: decompressing it costs about 0.5 s of CPU, which a
+ * gateway that never tokenizes (no cache-aware strategy) should not pay at start-up.
+ */
+function llama3Tokenizer(): Llama3Codec {
+  llama3Codec ??= (require('llama3-tokenizer-js/bundle/commonjs-llama3-tokenizer-with-baked-data.cjs') as { llama3Tokenizer: Llama3Codec }).llama3Tokenizer;
+  return llama3Codec;
+}
 
 /** A text <-> token-id codec. Ids are non-negative integers. */
 export interface Tokenizer {
@@ -25,8 +42,8 @@ const LLAMA3_VOCAB = 128256;
 const llama3: Tokenizer = {
   name: 'llama3',
   vocabSize: LLAMA3_VOCAB,
-  encode: (text) => llama3Tokenizer.encode(text, { bos: false, eos: false }),
-  decode: (ids) => llama3Tokenizer.decode([...ids]),
+  encode: (text) => llama3Tokenizer().encode(text, { bos: false, eos: false }),
+  decode: (ids) => llama3Tokenizer().decode([...ids]),
 };
 
 /** Returns the tokenizer used for `model` (today: Llama 3's for every model; see the module doc). */

@@ -54,7 +54,7 @@ log(`Date: ${new Date().toISOString().slice(0, 10)}. Machine: ${cpus().length} c
 log(`Coefficients: \`src/sim/core/coefficients.json\` (fit of ${(coefFile.fit as Record<string, unknown>).date ?? 'n/a'}, loss ${(coefFile.fit as Record<string, unknown>).loss ?? 'n/a'}). Baseline: BLIS iter29 coefficients in the same simulator.`);
 log();
 log(`Data: ${cases.length} non-overloaded stages of \`shared/data/calibration/experiments.json\` (real vLLM v0.15.1, H100). **These are the same stages the coefficients were fitted on: in-sample errors, not held-out accuracy.**`);
-log('Each stage is replayed with its recorded engine flags and inference-perf workload (30 s warm-up + 60 s measured; 120 + 120 s for the 1,448-token reasoning profiles).');
+log('Each stage is replayed with its recorded engine flags and inference-perf workload: a warm-up at the stage rate (≥ 30 s, ≥ 120 s for the 1,448-token reasoning profiles, and long enough to send the 100-prompt pool twice), then 60 s measured (120 s for reasoning).');
 log('ITL = (E2E − TTFT)/(output − 1); Llama-2-7b default_args targets use `itl_mean_ms_requested_len` (calibration README caveat).');
 log();
 log('## Per experiment (fitted coefficients)');

@@ -10,8 +10,9 @@
  * inference-perf-presets.json` values, constant arrivals, ignore_eos outputs) at the stage's rate.
  * The prefix-group structure uses inference-perf's resolved 10 x 10 (see the calibration README).
  *
- * A replay runs `warmupS` of load at the stage's rate, then `measureS` more; only requests arriving
- * in the second part are measured (steady state, as in the real 600-1200 s stages).
+ * A replay runs `warmupS` of load at the stage's rate (at least 30 s, 120 s for long outputs, and
+ * long enough to send the prompt pool twice), then `measureS` more; only requests arriving in the
+ * second part are measured (steady state, as in the real 600-1200 s stages).
  *
  * Targets: mean TTFT, mean E2E, and mean ITL derived as (E2E − TTFT)/(output − 1); for Llama-2-7b
  * `itl_mean_ms_requested_len` (the client under-counts its output tokens, calibration README).
@@ -107,7 +108,9 @@ export function loadCalibrationCases(file: string, opts: { warmupS?: number; mea
     const rate = preset.stages[stage]?.rate;
     if (rate === undefined) throw new Error(`calibration: ${r.id} has no stage ${stage} in preset ${profile}`);
     const long = preset.outputTokens > 1000;
-    const warmupS = opts.warmupS ?? (long ? 120 : 30);
+    // Warm up long enough for the 100-prompt pool to have been sent twice (the real stages last
+    // 600-1,200 s, so their first-time prompt misses are a negligible fraction).
+    const warmupS = opts.warmupS ?? Math.max(long ? 120 : 30, Math.ceil(200 / rate));
     const measureS = opts.measureS ?? (long ? 120 : 60);
     const llama2 = r.model.toLowerCase().includes('llama-2-7b');
     const itl = llama2 && r.itl_mean_ms_requested_len !== undefined ? r.itl_mean_ms_requested_len : r.itl_mean_ms;

@@ -22,6 +22,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from '../openai/errors.ts';
+import { readJsonObject, sendJson } from '../gateway/http-json.ts';
 import type { AdapterManager } from './adapters/manager.ts';
 import type { AutoscalerController } from './autoscaler/controller.ts';
 import { ResourceValidationError } from './resources.ts';
@@ -38,30 +39,6 @@ export interface ControlAdminDeps {
 
 /** Handles one request; resolves true when the path was one of these routes (a response was sent). */
 export type ControlAdminHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
-
-function send(res: ServerResponse, status: number, v: unknown): void {
-  const b = JSON.stringify(v);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b) });
-  res.end(b);
-}
-
-async function readJson(req: IncomingMessage, max: number): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > max) throw new ApiError(413, `request body over ${max} bytes`, 'invalid_request_error', 'body_too_large');
-    chunks.push(c as Buffer);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch (e) {
-    throw new ApiError(400, `body is not valid JSON: ${(e as Error).message}`, 'invalid_request_error', 'invalid_json');
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ApiError(400, 'body must be a JSON object', 'invalid_request_error', 'invalid_json');
-  return v as Record<string, unknown>;
-}
 
 /** Maps controller errors to API errors (validation -> 400 with the field path). */
 function toApiError(e: unknown): ApiError {
@@ -91,52 +68,52 @@ export function createControlAdminHandler(deps: ControlAdminDeps): ControlAdminH
         if (!c) throw new ApiError(404, 'the autoscaler controller is not running', 'invalid_request_error', 'controller_disabled');
         if (name === undefined) {
           if (method !== 'GET') throw notAllowed(method, path);
-          send(res, 200, { object: 'list', data: c.list() });
+          sendJson(res, 200, { object: 'list', data: c.list() });
         } else if (method === 'GET') {
           const pa = c.get(name);
           if (!pa) throw notFound('autoscaler', name);
-          send(res, 200, pa);
+          sendJson(res, 200, pa);
         } else if (method === 'PUT') {
-          const body = await readJson(req, max);
+          const body = await readJsonObject(req, max);
           if (body.name !== undefined && body.name !== name) throw new ApiError(400, `body name ${JSON.stringify(body.name)} differs from the path (${name})`, 'invalid_request_error', 'invalid_resource', 'name');
-          send(res, 200, c.apply({ ...body, name }, 'body'));
+          sendJson(res, 200, c.apply({ ...body, name }, 'body'));
         } else if (method === 'DELETE') {
           if (!c.remove(name)) throw notFound('autoscaler', name);
-          send(res, 200, { deleted: name });
+          sendJson(res, 200, { deleted: name });
         } else throw notAllowed(method, path);
         return true;
       }
       const a = deps.adapters;
       if (!a) throw new ApiError(404, 'the adapter manager is not running', 'invalid_request_error', 'controller_disabled');
       if (name === undefined) {
-        if (method === 'GET') send(res, 200, { object: 'list', data: a.list() });
+        if (method === 'GET') sendJson(res, 200, { object: 'list', data: a.list() });
         else if (method === 'POST') {
-          const body = await readJson(req, max);
+          const body = await readJsonObject(req, max);
           const existed = typeof body.name === 'string' && a.get(body.name) !== undefined;
           const ad = a.apply(body, 'body');
           void a.reconcile().catch(() => undefined);
-          send(res, existed ? 200 : 201, ad);
+          sendJson(res, existed ? 200 : 201, ad);
         } else throw notAllowed(method, path);
       } else if (method === 'GET') {
         const ad = a.get(name);
         if (!ad) throw notFound('adapter', name);
-        send(res, 200, ad);
+        sendJson(res, 200, ad);
       } else if (method === 'PUT') {
-        const body = await readJson(req, max);
+        const body = await readJsonObject(req, max);
         if (body.name !== undefined && body.name !== name) throw new ApiError(400, `body name ${JSON.stringify(body.name)} differs from the path (${name})`, 'invalid_request_error', 'invalid_resource', 'name');
         const existed = a.get(name) !== undefined;
         const ad = a.apply({ ...body, name }, 'body');
         void a.reconcile().catch(() => undefined);
-        send(res, existed ? 200 : 201, ad);
+        sendJson(res, existed ? 200 : 201, ad);
       } else if (method === 'DELETE') {
         if (!(await a.remove(name))) throw notFound('adapter', name);
-        send(res, 200, { deleted: name });
+        sendJson(res, 200, { deleted: name });
       } else throw notAllowed(method, path);
       return true;
     } catch (e) {
       req.resume();
       const err = toApiError(e);
-      send(res, err.status, err.toBody());
+      sendJson(res, err.status, err.toBody());
       return true;
     }
   };

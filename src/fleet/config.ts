@@ -7,13 +7,14 @@
  * path (zod issue paths mapped to source positions through the `yaml` package's node ranges).
  * Nothing is half-applied: `loadFleetFile` either returns a complete `FleetConfig` or throws.
  *
- * The routing-profile shape follows AIBrix's `model.aibrix.ai/config` annotation
- * (`../shared/reference/aibrix-gateway.md` §5): `profiles: {name: {routingStrategy, routingConfig, requestsPerSecond}}`
- * with `defaultProfile`; `routingConfig` hints `promptTokensGte/Lt`, `maxTokensGte/Lt` drive `config-profile: auto`.
+ * The routing-profile fields of a model (`lockedRoutingStrategy`, `defaultProfile`, `profiles`) are the
+ * routing module's schema (`src/routing/profiles.ts`, after AIBrix's `model.aibrix.ai/config`
+ * annotation, `../shared/reference/aibrix-gateway.md` §5); their strategy specs are checked at load time.
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
+import { modelRoutingProfilesShape, refineModelRoutingProfiles, validateModelRoutingProfiles, type RoutingProfile } from '../routing/profiles.ts';
 
 const urlString = z
   .string()
@@ -36,16 +37,6 @@ const staticEndpoint = z.union([
     .strict(),
 ]);
 
-const profileSchema = z
-  .object({
-    routingStrategy: z.string().min(1).optional(),
-    /** Hints for `config-profile: auto`: promptTokensGte/Lt, maxTokensGte/Lt (tokens). Other keys pass to the strategy. */
-    routingConfig: z.record(z.unknown()).optional(),
-    /** Per-model requests-per-second limit while this profile is in effect (0 or absent = none). */
-    requestsPerSecond: z.number().nonnegative().optional(),
-  })
-  .strict();
-
 const simulatorSchema = z
   .object({
     gpu: z.string().min(1).default('H100'),
@@ -64,8 +55,8 @@ const modelSchema = z
     /** Default routing strategy for this model (a name or weighted combination). */
     routing: z.string().min(1).optional(),
     routingOptions: z.record(z.unknown()).optional(),
-    defaultProfile: z.string().min(1).optional(),
-    profiles: z.record(profileSchema).optional(),
+    /** Routing profiles: `lockedRoutingStrategy`, `defaultProfile`, `profiles` (the routing module's schema, src/routing/profiles.ts). */
+    ...modelRoutingProfilesShape,
     /** Per-model requests-per-second limit (0 or absent = none); a profile's value overrides it. */
     requestsPerSecond: z.number().nonnegative().optional(),
     /** Bearer token the gateway sends upstream (e.g. vLLM's --api-key). */
@@ -96,8 +87,14 @@ const modelSchema = z
     if (m.replicas !== undefined && !m.command) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: '`replicas` applies to `command` models (use simulator.replicas for the simulator)', path: ['replicas'] });
     }
-    if (m.defaultProfile && !m.profiles?.[m.defaultProfile]) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `profile "${m.defaultProfile}" is not declared in profiles`, path: ['defaultProfile'] });
+    refineModelRoutingProfiles(m, ctx);
+    // Strategy specs are checked at load time, not per request (unknown names, bad weights or options).
+    try {
+      validateModelRoutingProfiles(m);
+    } catch (e) {
+      const msg = (e as Error).message;
+      const field = msg.slice(0, msg.indexOf(':'));
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: msg.slice(field.length + 2), path: field.split('.') });
     }
   });
 
@@ -180,7 +177,8 @@ export const fleetSchema = z
 export type FleetConfig = z.infer<typeof fleetSchema>;
 export type ModelConfig = FleetConfig['models'][number];
 export type ApiKeyConfig = FleetConfig['apiKeys'][number];
-export type ProfileConfig = z.infer<typeof profileSchema>;
+/** One routing profile of a model (the routing module's `RoutingProfile`). */
+export type ProfileConfig = RoutingProfile;
 /** Input form (before defaults), for building fleets in code (demo fleet, tests). */
 export type FleetInput = z.input<typeof fleetSchema>;
 

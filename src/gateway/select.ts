@@ -1,21 +1,18 @@
 /**
- * Strategy selection for one request, in this order (docs/gateway.md "Routing"):
- *   1. the `routing-strategy` request header,
- *   2. the routing profile in effect (`config-profile` header naming a profile of the model,
- *      `auto` = pick by prompt/max-token hints, else the model's `defaultProfile`, else a profile
- *      named `default` when declared) and its `routingStrategy`,
- *   3. the model's `routing`,
- *   4. the fleet default (`gateway.routing`).
+ * Strategy selection for one request: the routing module's `selectStrategySpec`
+ * (`src/routing/profiles.ts`: locked > `routing-strategy` header > profile (`config-profile`,
+ * `auto`, default) > the model's `routing` > the fleet default `gateway.routing`), plus what the
+ * gateway adds around it:
  *
- * `auto` follows AIBrix (`../shared/reference/aibrix-gateway.md` §5): among profiles whose
- * `routingConfig` has hints (`promptTokensGte`, `promptTokensLt`, `maxTokensGte`, `maxTokensLt`),
- * keep those whose hints all match (a hint on an absent feature fails), pick the most specific
- * (more hints, then larger Gte, then smaller Lt, then alphabetical); none -> the default profile.
- *
- * Strategy instances are built once per (model, spec) and kept (stateful strategies such as
- * round-robin keep their state per model). A spec that fails to build is an `ApiError` 400.
+ * - strategy instances are built once per (model, spec, options source) and kept (stateful
+ *   strategies such as round-robin keep their state per model);
+ * - the routing module's errors become the gateway's 400 `ApiError`s: `UnknownProfileError` ->
+ *   `unknown_config_profile`, `UnknownStrategyError` or a malformed spec -> `unknown_routing_strategy`;
+ * - an empty `routing-strategy` header counts as absent;
+ * - the per-model RPS limit is the profile's, else the model's.
  */
-import type { ModelConfig, ProfileConfig } from '../fleet/config.ts';
+import type { ModelConfig } from '../fleet/config.ts';
+import { selectStrategySpec, UnknownProfileError, type ModelRoutingProfiles, type StrategySource } from '../routing/profiles.ts';
 import { createStrategy } from '../routing/registry.ts';
 import type { RoutingStrategy } from '../routing/types.ts';
 import { unknownProfile, unknownStrategy } from './errors.ts';
@@ -25,67 +22,38 @@ export interface Selection {
   strategy: RoutingStrategy;
   /** The spec string as given (echoed in `x-routing-strategy`). */
   spec: string;
-  /** Where the spec came from: header, profile, model, fleet. */
-  source: 'header' | 'profile' | 'model' | 'fleet';
+  /** Where the spec came from: locked, header, profile, model, fleet. */
+  source: StrategySource;
   /** The profile in effect, if any. */
   profile?: string;
   /** Requests-per-second limit in effect for the model (profile over model), if any. */
   requestsPerSecond?: number;
 }
 
-const HINTS = ['promptTokensGte', 'promptTokensLt', 'maxTokensGte', 'maxTokensLt'] as const;
-
-function num(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-}
-
-/** AIBrix `auto` profile choice; returns the profile name or undefined. */
-export function autoProfile(profiles: Record<string, ProfileConfig>, promptTokens: number, maxTokens: number | undefined): string | undefined {
-  let best: { name: string; n: number; gte: number; lt: number } | undefined;
-  for (const name of Object.keys(profiles).sort()) {
-    const rc = profiles[name]!.routingConfig ?? {};
-    let n = 0;
-    let ok = true;
-    let gte = -Infinity;
-    let lt = Infinity;
-    for (const h of HINTS) {
-      const v = num(rc[h]);
-      if (v === undefined) continue;
-      n++;
-      const feature = h.startsWith('prompt') ? promptTokens : maxTokens;
-      if (feature === undefined) ok = false;
-      else if (h.endsWith('Gte')) {
-        if (!(feature >= v)) ok = false;
-        gte = Math.max(gte, v);
-      } else {
-        if (!(feature < v)) ok = false;
-        lt = Math.min(lt, v);
-      }
-    }
-    if (n === 0 || !ok) continue;
-    if (!best || n > best.n || (n === best.n && (gte > best.gte || (gte === best.gte && lt < best.lt)))) best = { name, n, gte, lt };
-  }
-  return best?.name;
-}
-
 export class StrategySelector {
   private readonly cache = new Map<string, RoutingStrategy>();
   private readonly bad = new Map<string, string>();
+  /** The routing module's view of each model's profiles, built once per model config. */
+  private readonly profiles = new WeakMap<ModelConfig, ModelRoutingProfiles>();
 
   constructor(private readonly fleetDefault: string) {}
 
-  /** Builds (or reuses) the strategy for `spec` on `model`. @throws ApiError 400 unknown_routing_strategy. */
-  strategyFor(model: ModelConfig, spec: string): RoutingStrategy {
-    const k = `${model.name}\0${spec}`;
+  /**
+   * Builds (or reuses) the strategy for `spec` on `model`. Options: `options` when given (a
+   * profile's `strategyOptions`, cached under `optionsKey`), else the model's `routingOptions`.
+   * @throws ApiError 400 unknown_routing_strategy.
+   */
+  strategyFor(model: ModelConfig, spec: string, options?: Record<string, unknown>, optionsKey = ''): RoutingStrategy {
+    const k = `${model.name}\0${spec}\0${optionsKey}`;
     let s = this.cache.get(k);
     if (s) return s;
-    const prior = this.bad.get(spec);
+    const prior = options ? undefined : this.bad.get(spec);
     if (prior) throw unknownStrategy(spec, prior);
     try {
-      s = createStrategy(spec, model.routingOptions);
+      s = createStrategy(spec, options ?? model.routingOptions);
     } catch (e) {
       const msg = (e as Error).message;
-      if (this.bad.size < 1000) this.bad.set(spec, msg);
+      if (!options && this.bad.size < 1000) this.bad.set(spec, msg);
       throw unknownStrategy(spec, msg);
     }
     this.cache.set(k, s);
@@ -97,30 +65,40 @@ export class StrategySelector {
     return [...this.cache.values()];
   }
 
+  private profilesOf(model: ModelConfig): ModelRoutingProfiles {
+    let p = this.profiles.get(model);
+    if (!p) {
+      p = { lockedRoutingStrategy: model.lockedRoutingStrategy, defaultProfile: model.defaultProfile, profiles: model.profiles };
+      this.profiles.set(model, p);
+    }
+    return p;
+  }
+
   /**
    * Selects the strategy for a request.
+   * @param promptTokens prompt length, tokens (estimate), for `config-profile: auto`.
+   * @param maxTokens `max_tokens` / `max_completion_tokens`, tokens, if given.
    * @throws ApiError 400 for an unknown strategy or an unknown `config-profile`.
    */
   select(model: ModelConfig, headerStrategy: string | undefined, headerProfile: string | undefined, promptTokens: number, maxTokens: number | undefined): Selection {
-    let profileName: string | undefined;
-    let profile: ProfileConfig | undefined;
-    const profiles = model.profiles;
-    const hp = headerProfile?.trim();
-    if (hp) {
-      if (hp === 'auto') profileName = profiles ? autoProfile(profiles, promptTokens, maxTokens) : undefined;
-      else if (!profiles?.[hp]) throw unknownProfile(hp, model.name);
-      else profileName = hp;
-    }
-    if (!profileName && profiles) profileName = model.defaultProfile ?? (profiles.default ? 'default' : undefined);
-    if (profileName) profile = profiles?.[profileName];
-    const rps = profile?.requestsPerSecond ?? model.requestsPerSecond;
     const hs = headerStrategy?.trim();
-    let spec: string;
-    let source: Selection['source'];
-    if (hs) (spec = hs), (source = 'header');
-    else if (profile?.routingStrategy) (spec = profile.routingStrategy), (source = 'profile');
-    else if (model.routing) (spec = model.routing), (source = 'model');
-    else (spec = this.fleetDefault), (source = 'fleet');
-    return { strategy: this.strategyFor(model, spec), spec, source, profile: profileName, requestsPerSecond: rps || undefined };
+    let r;
+    try {
+      r = selectStrategySpec({
+        header: hs || undefined,
+        profileHeader: headerProfile,
+        modelDefault: model.routing,
+        fleetDefault: this.fleetDefault,
+        promptLength: promptTokens,
+        maxTokens,
+        profiles: this.profilesOf(model),
+      });
+    } catch (e) {
+      if (e instanceof UnknownProfileError) throw unknownProfile(e.profile, model.name);
+      throw e;
+    }
+    const strategy = r.options ? this.strategyFor(model, r.spec, r.options, `profile:${r.profile}`) : this.strategyFor(model, r.spec);
+    const rps = r.requestsPerSecond ?? model.requestsPerSecond;
+    return { strategy, spec: r.spec, source: r.source, profile: r.profile, requestsPerSecond: rps || undefined };
   }
 }

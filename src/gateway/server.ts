@@ -38,6 +38,7 @@ import * as E from './errors.ts';
 import { KeyStore, type ApiKeyInfo } from './keys.ts';
 import type { LimitsGate } from './limits.ts';
 import { parseInference, type InferenceKind, type ParsedInference } from './parse.ts';
+import { readJsonObject, sendJson } from './http-json.ts';
 import { StrategySelector } from './select.ts';
 import { UsageStripper, UsageTap, usageFromJson, type TokenUsage } from './stream.ts';
 
@@ -608,21 +609,8 @@ export class Gateway {
       return sendError(res, E.badApiKey(!auth));
     }
     for (const h of this.adminMounts) if (await h(req, res)) return;
-    const json = (status: number, v: unknown) => {
-      const b = JSON.stringify(v);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(b) });
-      res.end(b);
-    };
-    const readJson = async (): Promise<Record<string, unknown>> => {
-      const raw = await this.readBody(req);
-      try {
-        const v = JSON.parse(raw.toString('utf8') || '{}');
-        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-        return v as Record<string, unknown>;
-      } catch (e) {
-        throw E.invalidJson((e as Error).message);
-      }
-    };
+    const json = (status: number, v: unknown) => sendJson(res, status, v);
+    const readJson = () => readJsonObject(req, this.settings.maxBodyBytes);
     if (path === '/admin/keys' && method === 'GET') {
       req.resume();
       return json(200, { data: this.keys.list() });

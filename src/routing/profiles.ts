@@ -2,10 +2,11 @@
  * Routing profiles and strategy selection, after AIBrix model config profiles
  * (aibrix-gateway.md section 5, `configprofiles.go`).
  *
- * Per model, the fleet file may declare:
+ * Per model, the fleet file may declare (fields of the model entry, `src/fleet/config.ts`):
  *
  * ```yaml
- * routing:
+ * - name: llama
+ *   routing: least-kv-cache                   # the model's default strategy
  *   lockedRoutingStrategy: least-request      # optional: beats everything, even the header
  *   defaultProfile: chat                      # optional: profile used without `config-profile`
  *   profiles:
@@ -67,22 +68,36 @@ export const RoutingProfileSchema = z
   })
   .strict();
 
-/** A model's routing profiles (the `routing` block of a model in the fleet file). */
+/**
+ * The fields of a model's routing profiles. The fleet file declares them directly on the model
+ * (`models[].lockedRoutingStrategy`, `defaultProfile`, `profiles`, see `src/fleet/config.ts`), so
+ * this shape is exported for it to spread into its model schema (one schema, not two).
+ */
+export const modelRoutingProfilesShape = {
+  lockedRoutingStrategy: z.string().min(1).optional(),
+  defaultProfile: z.string().min(1).optional(),
+  profiles: z.record(RoutingProfileSchema).default({}),
+};
+
+/**
+ * Cross-field checks of a model's routing profiles (zod `superRefine` body): `defaultProfile` must
+ * be declared; `auto` is reserved. Issues are added at `pathPrefix` + the field (e.g. `['defaultProfile']`).
+ */
+export function refineModelRoutingProfiles(v: { defaultProfile?: string; profiles?: Record<string, unknown> }, ctx: z.RefinementCtx, pathPrefix: (string | number)[] = []): void {
+  const profiles = v.profiles ?? {};
+  if (v.defaultProfile !== undefined && !Object.hasOwn(profiles, v.defaultProfile)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...pathPrefix, 'defaultProfile'], message: `profile "${v.defaultProfile}" is not declared in profiles` });
+  }
+  if (profiles[AUTO_PROFILE] !== undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...pathPrefix, 'profiles', AUTO_PROFILE], message: `'${AUTO_PROFILE}' is reserved for automatic selection` });
+  }
+}
+
+/** A model's routing profiles (lockedRoutingStrategy, defaultProfile, profiles). */
 export const ModelRoutingProfilesSchema = z
-  .object({
-    lockedRoutingStrategy: z.string().min(1).optional(),
-    defaultProfile: z.string().min(1).optional(),
-    profiles: z.record(RoutingProfileSchema).default({}),
-  })
+  .object(modelRoutingProfilesShape)
   .strict()
-  .superRefine((v, ctx) => {
-    if (v.defaultProfile !== undefined && !Object.hasOwn(v.profiles, v.defaultProfile)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['defaultProfile'], message: `profile '${v.defaultProfile}' is not declared in profiles` });
-    }
-    if (v.profiles[AUTO_PROFILE] !== undefined) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['profiles', AUTO_PROFILE], message: `'${AUTO_PROFILE}' is reserved for automatic selection` });
-    }
-  });
+  .superRefine((v, ctx) => refineModelRoutingProfiles(v, ctx));
 
 export type ProfileHints = z.infer<typeof ProfileHintsSchema>;
 export type RoutingProfile = z.infer<typeof RoutingProfileSchema>;

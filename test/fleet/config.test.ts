@@ -76,3 +76,19 @@ test('YAML syntax errors carry the line', () => {
 test('an unreadable file names the file', () => {
   assert.throws(() => loadFleetFile('/nonexistent/fleet.yaml'), /\/nonexistent\/fleet\.yaml: \(root\): cannot read/);
 });
+
+test('routing profiles use the routing module schema: strategy specs and hints checked at load time, with the field path', () => {
+  const p1 = problems('models:\n  - name: m\n    endpoints: [http://a:1]\n    profiles:\n      x: {routingStrategy: least-requests}\n');
+  assert.equal(p1[0]!.path, 'models.0.profiles.x.routingStrategy');
+  assert.match(p1[0]!.message, /unknown routing strategy 'least-requests'/);
+  assert.equal(p1[0]!.line, 5);
+  const p2 = problems('models:\n  - name: m\n    endpoints: [http://a:1]\n    profiles:\n      x: {routingConfig: {promptTokensGte: 10, promptTokenGte: 5}}\n');
+  assert.match(p2[0]!.path, /^models\.0\.profiles\.x\.routingConfig/);
+  const p3 = problems('models:\n  - name: m\n    endpoints: [http://a:1]\n    profiles:\n      auto: {routingStrategy: random}\n');
+  assert.equal(p3[0]!.path, 'models.0.profiles.auto');
+  const p4 = problems('models:\n  - name: m\n    endpoints: [http://a:1]\n    lockedRoutingStrategy: "a:b:c"\n');
+  assert.equal(p4[0]!.path, 'models.0.lockedRoutingStrategy');
+  const ok = parseFleet('models:\n  - name: m\n    endpoints: [http://a:1]\n    lockedRoutingStrategy: random\n    profiles:\n      p: {routingStrategy: least-request, strategyOptions: {loadMode: sum}}\n');
+  assert.equal(ok.models[0]!.lockedRoutingStrategy, 'random');
+  assert.deepEqual(ok.models[0]!.profiles.p!.strategyOptions, { loadMode: 'sum' });
+});

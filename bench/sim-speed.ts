@@ -65,7 +65,7 @@ lines.push(
   `Date: ${new Date().toISOString().slice(0, 10)}. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, shared with other work.`,
   'Command: `npm run bench:sim-speed` (median of 3 runs for least-request, 1 for round-robin).',
   '',
-  'Workload: one hour of `shared/data/traces/azure-llm-2023-conv.csv` (19,366 requests, 22.4 M prompt / 4.1 M output tokens),',
+  'Workload: the whole `shared/data/traces/azure-llm-2023-conv.csv` (about one hour: 58.4 min of arrivals; 19,366 requests, 22.4 M prompt / 4.1 M output tokens),',
   '8 simulated H100 engines, Llama-3.1-8B-Instruct with vLLM defaults for H100 (max_num_seqs 1024, max_num_batched_tokens 8192),',
   'prefix caching on. Wall time includes building the workload (trace parse and request list) and the whole DES run;',
   'synthetic prompt token ids are generated and hashed per request during the run.',

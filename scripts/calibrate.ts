@@ -16,7 +16,8 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
-import { BLIS_ITER29_COEFFICIENTS, DEFAULT_COEFFICIENTS, type LatencyCoefficients } from '../src/sim/core/latency.ts';
+import { BLIS_ITER29_COEFFICIENTS, DEFAULT_COEFFICIENTS, type CoefficientsFile, type LatencyCoefficients } from '../src/sim/core/latency.ts';
+import defaultFile from '../src/sim/core/coefficients.json' with { type: 'json' };
 import { QUESTION_REUSE, ape, calibrationFile, loadCalibrationCases, median, replayCase, type CalibrationCase } from '../src/sim/des/calibration-set.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -149,6 +150,9 @@ function main(): void {
   const per = perOf(cases);
   const perHeld = perOf(heldOut);
   const round6 = (v: number) => Math.round(v * 1e6) / 1e6;
+  // A --from-current refit records the fit it started from, so the chain stays reproducible.
+  const prevFit = fromDefault ? ((defaultFile as CoefficientsFile).fit as Record<string, unknown>) : undefined;
+  const history = prevFit ? [...((prevFit.history as unknown[] | undefined) ?? []), { date: prevFit.date, loss: prevFit.loss, start: prevFit.start, optimizer: prevFit.optimizer, note: prevFit.note }] : undefined;
   const out = {
     coefficients: Object.fromEntries(Object.entries(coef).map(([k, v]) => [k, round6(v)])),
     fit: {
@@ -174,6 +178,7 @@ function main(): void {
       questionReuse: QUESTION_REUSE,
       optimizer: `Nelder-Mead with restarts, ${used} evaluations`,
       wallS: Math.round((performance.now() - t0) / 1000),
+      ...(history ? { history } : {}),
     },
   };
   log(`final: loss ${fin.loss.toFixed(4)} (TTFT ${fin.ttft.toFixed(3)}, E2E ${fin.e2e.toFixed(3)}, ITL ${fin.itl.toFixed(3)}); median APE TTFT ${(out.fit.medianApe.ttft * 100).toFixed(1)}% E2E ${(out.fit.medianApe.e2e * 100).toFixed(1)}% ITL ${(out.fit.medianApe.itl * 100).toFixed(1)}%`);

@@ -187,3 +187,26 @@ test('trace workloads: Azure rows replay with unique prompts; Mooncake hash_ids 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('CLI: inferplane sim run writes the result with --out; a bad file exits non-zero naming the field', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'simcli-'));
+  try {
+    const good = join(dir, 'e.json');
+    writeFileSync(good, JSON.stringify(exp({ workload: { type: 'poisson', stages: [{ rate: 2, durationS: 2 }], inputTokens: 100, outputTokens: 10 } })));
+    const out = join(dir, 'r.json');
+    const ok = spawnSync(process.execPath, ['bin/inferplane.js', 'sim', 'run', good, '--out', out], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    const r = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(r.overall.requests.completed, r.requestsTotal);
+    assert.ok(r.meta.wallS >= 0);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'engine:\n  model: Qwen/Qwen3-8B\n  maxNumSeqs: 0\nworkload:\n  type: poisson\n  stages: [{ rate: 1, durationS: 1 }]\n  inputTokens: 10\n  outputTokens: 10\n');
+    const ko = spawnSync(process.execPath, ['bin/inferplane.js', 'sim', 'run', bad], { encoding: 'utf8' });
+    assert.notEqual(ko.status, 0);
+    assert.match(ko.stderr, /bad\.yaml: engine\.maxNumSeqs: /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

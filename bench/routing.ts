@@ -20,6 +20,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
+import { execSync } from 'node:child_process';
 import { parseExperiment, type ExperimentInput } from '../src/sim/des/experiment.ts';
 import { runExperiment, type ExperimentResult } from '../src/sim/des/run.ts';
 import { syntheticIds, type SimRequestSpec, type StageInfo } from '../src/sim/des/workload.ts';
@@ -216,7 +217,13 @@ for (const make of workloads) {
 
 function writeDoc(): void {
   const date = new Date().toISOString().slice(0, 10);
-  let md = `# Routing quality in the discrete-event simulator\n\nDate: ${date}. Machine: ${os.cpus().length} cores, Node ${process.version}. Command: \`npm run bench:routing${args.length ? ' -- ' + args.join(' ') : ''}\`.\n\n`;
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    // not a git checkout
+  }
+  let md = `# Routing quality in the discrete-event simulator\n\nDate: ${date}. Machine: ${os.cpus().length} cores, Node ${process.version}. Commit: ${commit} (the simulator's latency coefficients are those of src/sim/core/coefficients.json at that commit). Command: \`npm run bench:routing${args.length ? ' -- ' + args.join(' ') : ''}\`.\n\n`;
   md += `Engines: Llama-3.1-8B-Instruct on H100 (simulated, src/sim/core defaults: block 16, chunked prefill, prefix caching), maxModelLen 131072, metrics scraped every 500 ms (policies see engine metrics as of the last scrape plus the gateway's current in-flight counts). Strategies are the gateway's own objects built by \`createStrategy\` with default options. \`kv-aware\` and \`cache-cost-kv\` are not in the default set: the DES cluster does not feed engine KV events to strategies yet, so they would run on their short-lived speculative entries only (\`--strategies\` can add them).\n\n`;
   md += sections.join('');
   mkdirSync(resolve(root, 'docs/benchmarks'), { recursive: true });

@@ -130,6 +130,12 @@ const gatewaySchema = z
     scrapeTimeoutMs: z.number().int().positive().default(1_000),
     /** /health check period, ms. */
     healthIntervalMs: z.number().int().positive().default(1_000),
+    /**
+     * Scale from zero: requests held per model while a model with `scaleToZero` has no ready replica
+     * (503 `cold_start_queue_full` above), and how long each may wait, ms (503 `cold_start_timeout`).
+     */
+    coldStartQueue: z.number().int().min(0).default(100),
+    coldStartTimeoutMs: z.number().int().positive().default(120_000),
     /** Log level for pino ('silent' to disable request logs). */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })

@@ -5,6 +5,11 @@
  * the fleet's endpoints. Their admin routes (`/admin/autoscalers`, `/admin/adapters`) are mounted
  * on the gateway's admin API. Documents from the fleet file (`autoscalers`, `adapters`) are applied
  * at start; an invalid one aborts the start with its field path.
+ *
+ * The request path is wired to both (`Gateway.setControlHooks`): the gateway's cold-start queue is the
+ * autoscaler's `queuedRequests` signal and a request for a model at zero replicas calls
+ * `autoscalers.wake(model)`; a request naming a declared LoRA adapter that no endpoint has calls
+ * `adapters.ensure(name)`, and every routed adapter request calls `adapters.touch(name, endpoint)`.
  */
 import { join } from 'node:path';
 import { ArtifactCache } from '../control/adapters/fetcher.ts';
@@ -45,7 +50,7 @@ export function startControllers(cfg: FleetConfig, fleet: FleetRegistry, gateway
       observe: (model, nowMs) => {
         if (!fleet.modelConfig(model)) return undefined;
         const a = gateway.takeArrivals(model);
-        return { nowMs, replicas: fleet.endpointsOf(model), arrivedRequests: a.requests, arrivedTokens: a.tokens };
+        return { nowMs, replicas: fleet.endpointsOf(model), arrivedRequests: a.requests, arrivedTokens: a.tokens, queuedRequests: gateway.queuedRequests(model) };
       },
     },
     onDecision: (d) => onDecision?.('autoscaler decision', { ...d }),
@@ -55,12 +60,28 @@ export function startControllers(cfg: FleetConfig, fleet: FleetRegistry, gateway
     http: fetch,
     endpoints: () => fleet.list(),
     cache: new ArtifactCache(join(stateDir, 'adapters')),
+    onChange: (a) => onDecision?.('adapter', { adapter: a.spec.name, baseModel: a.spec.baseModel, phase: a.status.phase, endpoints: a.status.endpoints, lastError: a.status.lastError }),
   });
   cfg.autoscalers.forEach((doc, i) => autoscalers.apply(doc, `autoscalers.${i}`));
   cfg.adapters.forEach((doc, i) => adapters.apply(doc, `adapters.${i}`));
   gateway.mountAdmin(createControlAdminHandler({ autoscalers, adapters }));
+  gateway.setControlHooks({
+    scalesToZero: (model) => autoscalers.scalesToZero(model),
+    wake: (model) => {
+      autoscalers.wake(model);
+    },
+    adapterBaseModel: (name) => {
+      const a = adapters.get(name);
+      return a && a.status.phase !== 'Deleting' ? a.spec.baseModel : undefined;
+    },
+    adapterEndpoints: (name) => adapters.endpointsFor(name),
+    ensureAdapter: (name) => adapters.ensure(name),
+    touchAdapter: (name, endpointId) => adapters.touch(name, endpointId),
+  });
   autoscalers.start();
   adapters.start();
+  // Fleet-file adapters are placed now rather than at the first periodic pass (10 s later).
+  if (cfg.adapters.length) void adapters.reconcile().catch(() => undefined);
   return {
     autoscalers,
     adapters,

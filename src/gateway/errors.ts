@@ -17,6 +17,13 @@ export const badApiKey = (missing: boolean) =>
 export const rateLimited = (what: string, retryAfterS: number, limit: string) =>
   new ApiError(429, what, 'rate_limit_error', 'rate_limit_exceeded', null, { 'retry-after': String(Math.max(1, Math.ceil(retryAfterS))), 'x-ratelimit-limit-kind': limit });
 export const noReadyEndpoint = (model: string, why = '') => new ApiError(503, `no ready endpoint for model ${model}${why ? `: ${why}` : ''}`, 'service_unavailable_error', 'no_ready_endpoint', null, { 'retry-after': '1' });
+export const coldStartQueueFull = (model: string, max: number) =>
+  new ApiError(503, `model ${model} is starting from zero replicas and ${max} requests are already waiting for it; retry later`, 'service_unavailable_error', 'cold_start_queue_full', null, { 'retry-after': '5' });
+export const coldStartTimeout = (model: string, ms: number) =>
+  new ApiError(503, `model ${model} is starting from zero replicas and none became ready within ${ms} ms; retry later`, 'service_unavailable_error', 'cold_start_timeout', null, { 'retry-after': '5' });
+export const adapterUnavailable = (adapter: string, detail: string) =>
+  new ApiError(503, `LoRA adapter ${adapter} is not loaded on any ready endpoint and could not be loaded now: ${detail}`, 'service_unavailable_error', 'adapter_unavailable', 'model', { 'retry-after': '5' });
+export const clientClosed = () => new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
 export const draining = () => new ApiError(503, 'the gateway is shutting down', 'service_unavailable_error', 'draining', null, { connection: 'close' });
 export const upstreamUnreachable = (endpoint: string, detail: string) => new ApiError(502, `upstream ${endpoint} unreachable: ${detail}`, 'api_error', 'upstream_unreachable', null);
 export const upstreamTimeout = (endpoint: string, ms: number) => new ApiError(504, `upstream ${endpoint} did not answer within ${ms} ms`, 'api_error', 'upstream_timeout', null);

@@ -56,6 +56,33 @@ export interface GatewayOptions {
   random?: () => number;
 }
 
+/**
+ * What the controllers (`src/gateway/controllers.ts`) give the request path; absent when they do not
+ * run. Kept as an interface so the gateway does not depend on `src/control`.
+ */
+export interface ControlHooks {
+  /** True when `model` may sit at zero replicas (its requests then wait for a cold start). */
+  scalesToZero(model: string): boolean;
+  /** A request arrived for `model` with no ready replica: start one (AutoscalerController.wake). */
+  wake(model: string): void;
+  /** Base model of a declared LoRA adapter (not being deleted), else undefined. */
+  adapterBaseModel(adapter: string): string | undefined;
+  /** Endpoint ids the adapter manager has loaded (or is loading) `adapter` on. */
+  adapterEndpoints(adapter: string): readonly string[];
+  /** Loads `adapter` on some ready endpoint now and resolves with its id (AdapterManager.ensure). */
+  ensureAdapter(adapter: string): Promise<string>;
+  /** A request for `adapter` was routed to `endpointId` (AdapterManager.touch, for LRU eviction). */
+  touchAdapter(adapter: string, endpointId: string): void;
+}
+
+/** One request held while its model starts from zero replicas. */
+interface ColdWaiter {
+  /** A replica became ready: continue. */
+  ready(): void;
+  /** The gateway is draining: fail with 503. */
+  fail(err: ApiError): void;
+}
+
 /** Outcome of one upstream exchange (see `Gateway.exchange`). */
 type Exchange =
   | { kind: 'error'; err: unknown }
@@ -121,6 +148,9 @@ export class Gateway {
   private readonly arrivals = new Map<string, { requests: number; tokens: number }>();
   private inflight = 0;
   private idleWaiters: (() => void)[] = [];
+  private control?: ControlHooks;
+  /** Requests held per model while it starts from zero replicas (bounded by `settings.coldStartQueue`). */
+  private readonly coldWaiters = new Map<string, Set<ColdWaiter>>();
 
   constructor(opts: GatewayOptions) {
     this.fleet = opts.fleet;
@@ -145,6 +175,54 @@ export class Gateway {
       }
       this.observed.delete(ep.id);
       for (const s of this.selector.instances()) s.onEndpointRemoved?.(ep.id);
+    });
+    this.fleet.on('ready', (ep: EndpointState) => {
+      const q = this.coldWaiters.get(ep.model);
+      if (q) for (const w of [...q]) w.ready();
+    });
+  }
+
+  /** Connects the controllers to the request path (scale from zero, LoRA adapters); see `ControlHooks`. */
+  setControlHooks(hooks: ControlHooks): void {
+    this.control = hooks;
+  }
+
+  /**
+   * Requests of `model` held now while it starts from zero replicas (the gateway's queue; read by the
+   * autoscaler's signal source as `queuedRequests`).
+   */
+  queuedRequests(model: string): number {
+    return this.coldWaiters.get(model)?.size ?? 0;
+  }
+
+  /**
+   * Holds a request until a replica of `model` is ready (the `ready` event of the fleet), after asking
+   * the controllers to start one. Bounded: `settings.coldStartQueue` waiters per model and
+   * `settings.coldStartTimeoutMs` each.
+   * @throws ApiError 503 `cold_start_queue_full` / `cold_start_timeout` / `draining`; 499 when the client leaves.
+   */
+  private waitForReplica(model: string, res: ServerResponse): Promise<void> {
+    let q = this.coldWaiters.get(model);
+    const max = this.settings.coldStartQueue;
+    if ((q?.size ?? 0) >= max) return Promise.reject(E.coldStartQueueFull(model, max));
+    if (!q) this.coldWaiters.set(model, (q = new Set()));
+    const queue = q;
+    this.control!.wake(model);
+    const ms = this.settings.coldStartTimeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      const end = (err?: ApiError) => {
+        clearTimeout(timer);
+        res.off('close', gone);
+        queue.delete(w);
+        if (queue.size === 0 && this.coldWaiters.get(model) === queue) this.coldWaiters.delete(model);
+        if (err) reject(err);
+        else resolve();
+      };
+      const w: ColdWaiter = { ready: () => end(), fail: (err) => end(err) };
+      const timer = setTimeout(() => end(E.coldStartTimeout(model, ms)), ms);
+      const gone = () => end(E.clientClosed());
+      res.on('close', gone);
+      queue.add(w);
     });
   }
 
@@ -196,6 +274,7 @@ export class Gateway {
    */
   async drain(graceMs = this.settings.drainGraceMs): Promise<number> {
     this.draining = true;
+    for (const q of this.coldWaiters.values()) for (const w of [...q]) w.fail(E.draining());
     this.server.close();
     // Idle keep-alive connections are closed; busy ones close after their response.
     this.server.closeIdleConnections();
@@ -357,15 +436,31 @@ export class Gateway {
       const raw = await this.readBody(req);
       const parsed = parseInference(kind, raw);
       modelName = parsed.model;
-      const resolved = this.fleet.resolveModel(parsed.model);
+      let resolved = this.fleet.resolveModel(parsed.model);
+      if (!resolved && this.control) {
+        // A declared adapter not loaded anywhere yet: its base model serves it once loaded.
+        const base = this.control.adapterBaseModel(parsed.model);
+        if (base !== undefined && this.fleet.modelConfig(base)) resolved = { model: base, adapter: parsed.model };
+      }
       if (!resolved) throw kind === 'other' ? E.notFound(path) : E.modelNotFound(parsed.model);
       const model = this.fleet.modelConfig(resolved.model)!;
       const sel = this.selector.select(model, hdr['routing-strategy'] as string | undefined, hdr['config-profile'] as string | undefined, parsed.promptLengthEstimate, parsed.maxTokens);
+      // A request for an adapter goes by `lora-affinity` unless the client or the model fixed the strategy.
+      if (resolved.adapter && sel.source !== 'header' && sel.source !== 'locked') {
+        sel.spec = 'lora-affinity';
+        sel.strategy = this.selector.strategyFor(model, sel.spec);
+      }
       strategyName = sel.spec;
       if (this.limits && (key?.rpm || key?.tpm || sel.requestsPerSecond)) {
         await this.limits.admit(key, resolved.model, sel.requestsPerSecond, t0);
         if (sel.requestsPerSecond) rpsModel = resolved.model;
       }
+      // Scale from zero: hold the request while a replica of a model at zero starts.
+      if (this.control && this.fleet.readyEndpoints(resolved.model).length === 0 && this.control.scalesToZero(resolved.model)) await this.waitForReplica(resolved.model, res);
+      // A LoRA adapter is routed only to endpoints that have it (scraped) or that the adapter
+      // manager has placed it on; when there is none, it is loaded now on one endpoint.
+      let only: Set<string> | undefined;
+      if (resolved.adapter) only = await this.adapterEndpoints(resolved.model, resolved.adapter);
       const sid = hdr['x-session-id'];
       const uid = hdr['x-user-id'];
       const rreq: RoutingRequest = {
@@ -399,6 +494,7 @@ export class Gateway {
         requestId,
         model,
         sel: { strategy: sel.strategy, spec: sel.spec, profile: sel.profile },
+        only,
         rreq,
         parsed,
         body: upstreamBody,
@@ -411,6 +507,7 @@ export class Gateway {
       attempts = out.attempts;
       usage = out.usage;
       ttftMs = out.ttftMs;
+      if (resolved.adapter && this.control) this.control.touchAdapter(resolved.adapter, endpointId);
       if (usage && key?.tpm && this.limits) await this.limits.addTokens(key, usage.totalTokens, this.now()).catch((e) => this.log.warn({ err: e, requestId }, 'tpm accounting failed'));
       if (usage) this.metrics.countTokens(resolved.model, usage.promptTokens, usage.completionTokens);
     } catch (e) {
@@ -464,6 +561,8 @@ export class Gateway {
       requestId: string;
       model: ModelConfig;
       sel: { strategy: RoutingStrategy; spec: string; profile?: string };
+      /** Route only to these endpoint ids (a LoRA adapter's endpoints), when given. */
+      only?: Set<string>;
       rreq: RoutingRequest;
       parsed: ParsedInference;
       body: Buffer;
@@ -493,10 +592,11 @@ export class Gateway {
     let lastReason = '';
     try {
       for (let attempt = 1; attempt <= this.settings.maxAttempts; attempt++) {
-        let candidates = this.fleet.readyEndpoints(baseModel);
+        let candidates = this.candidates(baseModel, p.only);
         if (tried.length) candidates = candidates.filter((e) => !tried.includes(e.id));
         if (candidates.length === 0) {
           if (lastErr) throw lastErr;
+          if (p.only) throw E.noReadyEndpoint(baseModel, `no ready endpoint has LoRA adapter ${p.rreq.adapter}`);
           throw E.noReadyEndpoint(baseModel, this.fleet.endpointsOf(baseModel).length ? 'all endpoints are unhealthy' : 'the model has no endpoints');
         }
         ctx.nowMs = attempt === 1 ? p.t0 : this.now();
@@ -518,7 +618,7 @@ export class Gateway {
         let ok = false;
         let usage: TokenUsage | undefined;
         try {
-          const canRetry5xx = attempt < this.settings.maxAttempts && this.fleet.readyEndpoints(baseModel).some((e) => !tried.includes(e.id));
+          const canRetry5xx = attempt < this.settings.maxAttempts && this.candidates(baseModel, p.only).some((e) => !tried.includes(e.id));
           const out = await this.exchange(res, ep, ac, () => clientGone, headers, p, decision.headers, canRetry5xx, () => strategy.onFirstToken?.(p.rreq, ep, ctx));
           if (out.kind === 'error') {
             if (clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
@@ -572,6 +672,33 @@ export class Gateway {
       res.off('close', onClose);
       this.active.delete(ac);
     }
+  }
+
+  /** Ready endpoints of `baseModel`, restricted to `only` when given. */
+  private candidates(baseModel: string, only: Set<string> | undefined): readonly EndpointState[] {
+    const all = this.fleet.readyEndpoints(baseModel);
+    return only ? all.filter((e) => only.has(e.id)) : all;
+  }
+
+  /**
+   * Endpoint ids that have (or are about to have) LoRA `adapter` of `baseModel`: those whose scraped
+   * `loraAdapters` list it plus those the adapter manager placed it on. When none of them is ready
+   * and the controllers run, asks the adapter manager to load it now (`ensureAdapter`) and adds the
+   * endpoint it chose.
+   * @throws ApiError 503 `adapter_unavailable` when that load fails.
+   */
+  private async adapterEndpoints(baseModel: string, adapter: string): Promise<Set<string>> {
+    const only = new Set<string>();
+    for (const ep of this.fleet.endpointsOf(baseModel)) if (ep.loraAdapters?.includes(adapter)) only.add(ep.id);
+    if (!this.control) return only;
+    for (const id of this.control.adapterEndpoints(adapter)) only.add(id);
+    if (this.fleet.readyEndpoints(baseModel).some((e) => only.has(e.id))) return only;
+    try {
+      only.add(await this.control.ensureAdapter(adapter));
+    } catch (e) {
+      throw e instanceof ApiError ? e : E.adapterUnavailable(adapter, (e as Error).message);
+    }
+    return only;
   }
 
   /**

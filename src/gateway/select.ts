@@ -4,7 +4,7 @@
  * `auto`, default) > the model's `routing` > the fleet default `gateway.routing`), plus what the
  * gateway adds around it:
  *
- * - strategy instances are built once per (model, spec, options source) and kept (stateful
+ * - strategy instances are built once per (model, spec) or per profile with `strategyOptions` and kept (stateful
  *   strategies such as round-robin keep their state per model);
  * - the routing module's errors become the gateway's 400 `ApiError`s: `UnknownProfileError` ->
  *   `unknown_config_profile`, `UnknownStrategyError` or a malformed spec -> `unknown_routing_strategy`;
@@ -31,7 +31,11 @@ export interface Selection {
 }
 
 export class StrategySelector {
-  private readonly cache = new Map<string, RoutingStrategy>();
+  /** Per model: spec -> strategy built with the model's `routingOptions`. */
+  private readonly byModel = new Map<string, Map<string, RoutingStrategy>>();
+  /** Per profile `strategyOptions` object (one per profile of one model): the profile's strategy. */
+  private readonly byOptions = new WeakMap<Record<string, unknown>, RoutingStrategy>();
+  private readonly all: RoutingStrategy[] = [];
   private readonly bad = new Map<string, string>();
   /** The routing module's view of each model's profiles, built once per model config. */
   private readonly profiles = new WeakMap<ModelConfig, ModelRoutingProfiles>();
@@ -40,12 +44,19 @@ export class StrategySelector {
 
   /**
    * Builds (or reuses) the strategy for `spec` on `model`. Options: `options` when given (a
-   * profile's `strategyOptions`, cached under `optionsKey`), else the model's `routingOptions`.
+   * profile's `strategyOptions`; the strategy is kept per options object), else the model's
+   * `routingOptions` (kept per model and spec).
    * @throws ApiError 400 unknown_routing_strategy.
    */
-  strategyFor(model: ModelConfig, spec: string, options?: Record<string, unknown>, optionsKey = ''): RoutingStrategy {
-    const k = `${model.name}\0${spec}\0${optionsKey}`;
-    let s = this.cache.get(k);
+  strategyFor(model: ModelConfig, spec: string, options?: Record<string, unknown>): RoutingStrategy {
+    let specs: Map<string, RoutingStrategy> | undefined;
+    let s: RoutingStrategy | undefined;
+    if (options) s = this.byOptions.get(options);
+    else {
+      specs = this.byModel.get(model.name);
+      if (!specs) this.byModel.set(model.name, (specs = new Map()));
+      s = specs.get(spec);
+    }
     if (s) return s;
     const prior = options ? undefined : this.bad.get(spec);
     if (prior) throw unknownStrategy(spec, prior);
@@ -56,13 +67,15 @@ export class StrategySelector {
       if (!options && this.bad.size < 1000) this.bad.set(spec, msg);
       throw unknownStrategy(spec, msg);
     }
-    this.cache.set(k, s);
+    if (options) this.byOptions.set(options, s);
+    else specs!.set(spec, s);
+    this.all.push(s);
     return s;
   }
 
   /** All strategy instances built so far (for lifecycle hooks such as onEndpointRemoved). */
-  instances(): RoutingStrategy[] {
-    return [...this.cache.values()];
+  instances(): readonly RoutingStrategy[] {
+    return this.all;
   }
 
   private profilesOf(model: ModelConfig): ModelRoutingProfiles {
@@ -97,7 +110,7 @@ export class StrategySelector {
       if (e instanceof UnknownProfileError) throw unknownProfile(e.profile, model.name);
       throw e;
     }
-    const strategy = r.options ? this.strategyFor(model, r.spec, r.options, `profile:${r.profile}`) : this.strategyFor(model, r.spec);
+    const strategy = this.strategyFor(model, r.spec, r.options);
     const rps = r.requestsPerSecond ?? model.requestsPerSecond;
     return { strategy, spec: r.spec, source: r.source, profile: r.profile, requestsPerSecond: rps || undefined };
   }

@@ -228,23 +228,21 @@ export interface StrategySelection {
  */
 export function selectStrategySpec(input: StrategySelectionInput): StrategySelection {
   const resolved = resolveProfile(input.profiles, input.profileHeader, { promptLength: input.promptLength, maxTokens: input.maxTokens });
-  const extra = {
-    ...(resolved ? { profile: resolved.name } : {}),
-    ...(resolved?.profile.requestsPerSecond !== undefined ? { requestsPerSecond: resolved.profile.requestsPerSecond } : {}),
-  };
+  // Built without object spreads: this runs once per request on the gateway's hot path.
+  let out: StrategySelection;
   const locked = input.profiles?.lockedRoutingStrategy;
-  if (locked !== undefined) return { spec: locked, source: 'locked', ...extra };
-  if (input.header !== undefined) return { spec: input.header.trim(), source: 'header', ...extra };
-  if (resolved?.profile.routingStrategy !== undefined) {
-    return {
-      spec: resolved.profile.routingStrategy,
-      source: 'profile',
-      ...(resolved.profile.strategyOptions ? { options: resolved.profile.strategyOptions } : {}),
-      ...extra,
-    };
+  if (locked !== undefined) out = { spec: locked, source: 'locked' };
+  else if (input.header !== undefined) out = { spec: input.header.trim(), source: 'header' };
+  else if (resolved?.profile.routingStrategy !== undefined) {
+    out = { spec: resolved.profile.routingStrategy, source: 'profile' };
+    if (resolved.profile.strategyOptions) out.options = resolved.profile.strategyOptions;
+  } else if (input.modelDefault !== undefined) out = { spec: input.modelDefault, source: 'model' };
+  else out = { spec: input.fleetDefault, source: 'fleet' };
+  if (resolved) {
+    out.profile = resolved.name;
+    if (resolved.profile.requestsPerSecond !== undefined) out.requestsPerSecond = resolved.profile.requestsPerSecond;
   }
-  if (input.modelDefault !== undefined) return { spec: input.modelDefault, source: 'model', ...extra };
-  return { spec: input.fleetDefault, source: 'fleet', ...extra };
+  return out;
 }
 
 /**

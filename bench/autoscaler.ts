@@ -22,19 +22,16 @@
  * Reported: P50/P99 TTFT and E2E, SLO attainment (TTFT <= `--slo-ttft-ms`, default 1000, over all
  * requests; failures count as misses), replica-hours (start-up and draining included), scaling events
  * (changes of the desired count), and ratios against hpa. Writes docs/benchmarks/autoscaler.md.
+ * Each run is an `inferplane sim run` experiment (built by `experiment()` below; `runExperiment`).
  * Options: --copies N, --startup S, --slo-ttft-ms MS, --initial N, --minutes M (replay only the first
  * M minutes), --only hpa,tokenflow (label prefixes; the first run is the baseline of the ratios).
  */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { resolveEngineConfig } from '../src/sim/core/engine.ts';
-import { SimCluster } from '../src/sim/des/cluster.ts';
-import { summarize } from '../src/sim/des/stats.ts';
-import { syntheticIds, type SimRequestSpec } from '../src/sim/des/workload.ts';
+import { parseExperiment } from '../src/sim/des/experiment.ts';
+import { runExperiment } from '../src/sim/des/run.ts';
 import { loadAzureTrace } from '../src/bench/traces.ts';
-import { createStrategy } from '../src/routing/registry.ts';
-import { DesAutoscaler } from '../src/control/autoscaler/des-hook.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const arg = (name: string, def: number): number => {
@@ -51,24 +48,27 @@ const minutes = arg('minutes', Infinity);
 const initial = Math.round(arg('initial', 4));
 
 const MODEL = 'meta-llama/Llama-2-7b-hf';
-const engine = resolveEngineConfig({ model: MODEL, gpu: 'H100' }, 'engine.');
-const trace = loadAzureTrace(resolve(root, '../shared/data/traces/azure-llm-2023-conv.csv'), Number.isFinite(minutes) ? { durationS: minutes * 60 } : {});
+const tracePath = resolve(root, '../shared/data/traces/azure-llm-2023-conv.csv');
+const trace = loadAzureTrace(tracePath, Number.isFinite(minutes) ? { durationS: minutes * 60 } : {});
 
-/** The amplified request list (sorted by arrival). Prompts are clipped so prompt + output fit the context. */
-function buildRequests(): SimRequestSpec[] {
-  const out: SimRequestSpec[] = [];
-  const vocab = engine.model.vocabSize;
-  for (let i = 0; i < trace.length; i++) {
-    const r = trace[i]!;
-    const gap = i + 1 < trace.length ? trace[i + 1]!.arrivalMs - r.arrivalMs : 0;
-    const o = Math.max(1, Math.min(r.outputTokens, engine.maxModelLen - 1));
-    const p = Math.max(1, Math.min(r.inputTokens, engine.maxModelLen - o));
-    for (let c = 0; c < copies; c++) {
-      const key = i * copies + c;
-      out.push({ arrivalMs: r.arrivalMs + (c * gap) / copies, stage: 0, promptLen: p, outputTokens: o, tokens: () => syntheticIds(4, key, p, vocab) });
-    }
-  }
-  return out;
+/**
+ * One run = one `inferplane sim run` experiment (this object, written to a file, reproduces it):
+ * the trace amplified `copies` times (`workload.copies`), least-request routing, 1 s scrapes.
+ */
+function experiment(spec: Record<string, unknown>) {
+  return parseExperiment(
+    {
+      engine: { model: MODEL, gpu: 'H100' },
+      replicas: { min: 1, max: 16, initial },
+      replicaStartupS: startupS,
+      router: 'least-request',
+      scrapeIntervalMs: 1000,
+      autoscaler: spec,
+      workload: { type: 'trace', path: tracePath, format: 'azure', copies, ...(Number.isFinite(minutes) ? { durationS: minutes * 60 } : {}) },
+      seed: 1,
+    },
+    'bench/autoscaler.ts',
+  );
 }
 
 const base = { metric: 'kvCacheUsage', target: 0.5 };
@@ -103,31 +103,28 @@ interface Row {
 const rows: Row[] = [];
 for (const r of runs) {
   const t0 = Date.now();
-  const requests = buildRequests();
-  const as = new DesAutoscaler({ spec: r.spec, model: MODEL, replicas: { min: 1, max: 16, initial }, replicaStartupS: startupS });
-  as.attachWorkload(requests);
-  const cluster = new SimCluster({ engine, replicas: as.initialReplicas, strategy: createStrategy('least-request'), modelName: MODEL, scrapeIntervalMs: 1000, seed: 1, onScrape: as.onScrape });
-  const endMs = cluster.run(requests, 1);
-  const res = as.result(cluster, endMs);
-  const s = cluster.stageSamples[0]!;
-  const ttft = summarize(s.ttft);
-  const e2e = summarize(s.e2e);
-  const v = s.ttft.view();
   let ok = 0;
-  for (let i = 0; i < v.length; i++) if (v[i]! <= sloTtftMs) ok++;
+  const res = runExperiment(experiment(r.spec), {
+    onFinished: (cluster) => {
+      const v = cluster.stageSamples[0]!.ttft.view();
+      for (let i = 0; i < v.length; i++) if (v[i]! <= sloTtftMs) ok++;
+    },
+  });
+  const ttft = res.overall.ttftMs;
+  const e2e = res.overall.e2eMs;
   const row: Row = {
     label: r.label,
     ttftP50: ttft.p50,
     ttftP99: ttft.p99,
     e2eP50: e2e.p50,
     e2eP99: e2e.p99,
-    slo: ok / requests.length,
-    replicaHours: res.replicaHours,
-    events: res.scalingEvents,
-    peak: Math.max(...res.replicaTimeline.map(([, n]) => n)),
-    failed: s.failed,
+    slo: ok / res.requestsTotal,
+    replicaHours: res.replicaHours!,
+    events: res.scalingEvents!,
+    peak: Math.max(...res.replicaTimeline!.map(([, n]) => n)),
+    failed: res.overall.requests.failed,
     wallS: (Date.now() - t0) / 1000,
-    timeline: res.replicaTimeline,
+    timeline: res.replicaTimeline!,
   };
   rows.push(row);
   console.log(`${row.label}: TTFT p50 ${row.ttftP50.toFixed(0)} ms p99 ${row.ttftP99.toFixed(0)} ms, E2E p50 ${(row.e2eP50 / 1000).toFixed(2)} s p99 ${(row.e2eP99 / 1000).toFixed(2)} s, SLO ${(row.slo * 100).toFixed(2)}%, ${row.replicaHours.toFixed(2)} replica-h, ${row.events} scaling events, peak ${row.peak}, wall ${row.wallS.toFixed(1)} s`);

@@ -16,6 +16,7 @@ import { extname } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { engineConfigSchema } from '../core/config.ts';
+import { DesAutoscaler } from '../../control/autoscaler/des-hook.ts';
 
 const positive = z.number().positive();
 const stage = z.object({ rate: positive, durationS: positive }).strict();
@@ -72,6 +73,21 @@ export const traceSchema = z
     maxRequests: z.number().int().positive().optional(),
     /** Clip output lengths to this many tokens (and prompts so prompt + output fit `maxModelLen`). */
     maxOutputTokens: z.number().int().positive().optional(),
+    /**
+     * Load amplification: each row becomes `copies` requests with the row's lengths and distinct
+     * prompts, spread evenly over the gap to the next row (the trace's shape kept, its level times
+     * `copies`). Default 1. Mooncake rows keep their `hash_ids` in every copy.
+     */
+    copies: z.number().int().min(1).max(1000).default(1),
+  })
+  .strict();
+
+/** `replicas` with an autoscaler: bounds and start count (min/max override the autoscaler's minReplicas/maxReplicas). */
+export const replicaBoundsSchema = z
+  .object({
+    min: z.number().int().min(0).max(4096).optional(),
+    max: z.number().int().min(1).max(4096).optional(),
+    initial: z.number().int().min(1).max(4096).optional(),
   })
   .strict();
 
@@ -79,12 +95,27 @@ export const experimentSchema = z
   .object({
     name: z.string().optional(),
     engine: engineConfigSchema,
-    replicas: z.number().int().min(1).max(4096).default(1),
+    /**
+     * Engine replicas: a count (fixed), or `{min, max, initial}` (only with `autoscaler`; initial
+     * defaults to min). With an autoscaler and a plain count, min = max = the count.
+     */
+    replicas: z.union([z.number().int().min(1).max(4096), replicaBoundsSchema]).default(1),
+    /**
+     * A PodAutoscaler spec (`src/control/resources.ts`), e.g. `{"strategy": "kpa", "metric":
+     * "kvCacheUsage", "target": 0.7}`, the rest defaulted; its target model is the experiment's
+     * model. Runs the same controller as `inferplane up` on virtual time (`des-hook.ts`).
+     */
+    autoscaler: z.record(z.unknown()).optional(),
+    /** Start-up delay of a replica the autoscaler adds (s of simulated time; model load, warm-up). Default 60. Only with `autoscaler`. */
+    replicaStartupS: z.number().min(0).max(3600).optional(),
     /** Routing strategy spec (`random`, `round-robin`, `least-request`, weighted `a:2,b:1`...). */
     router: z.string().min(1).default('random'),
     routerOptions: z.record(z.unknown()).optional(),
-    /** How often the router's view of engine metrics refreshes (ms of simulated time). */
-    scrapeIntervalMs: positive.default(500),
+    /**
+     * How often the router's view of engine metrics refreshes, and the autoscaler ticks (ms of
+     * simulated time). Default 500, or 1000 with an autoscaler (its metric buckets are 1 s).
+     */
+    scrapeIntervalMs: positive.optional(),
     workload: z.discriminatedUnion('type', [sharedPrefixSchema, poissonSchema, traceSchema]),
     /** Client timeout (s): requests not finished this long after arrival are aborted and counted failed. */
     requestTimeoutS: positive.optional(),
@@ -104,14 +135,35 @@ export type WorkloadSpec = Experiment['workload'];
 export function parseExperiment(input: unknown, source = '<experiment>'): Experiment {
   const r = experimentSchema.safeParse(input);
   if (!r.success) {
-    const msg = r.error.issues
-      .map((i) => {
-        let m = i.message;
-        if (i.code === 'unrecognized_keys') m = `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-        return `${i.path.length ? i.path.join('.') : '(root)'}: ${m}`;
-      })
-      .join('; ');
-    throw new Error(`${source}: ${msg}`);
+    const fmt = (i: z.ZodIssue): string[] => {
+      if (i.code === 'invalid_union') {
+        // Report the branches that matched the value's type (e.g. `replicas: 0` -> "must be >= 1"), not every branch's type error.
+        const inner = i.unionErrors.flatMap((e) => e.issues).filter((u) => !(u.code === 'invalid_type' && u.path.join('.') === i.path.join('.')));
+        if (inner.length) return inner.flatMap(fmt);
+      }
+      let m = i.message;
+      if (i.code === 'unrecognized_keys') m = `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (i.code === 'invalid_union' && i.path[0] === 'replicas') m = 'expected a number or {min, max, initial}';
+      return [`${i.path.length ? i.path.join('.') : '(root)'}: ${m}`];
+    };
+    throw new Error(`${source}: ${[...new Set(r.error.issues.flatMap(fmt))].join('; ')}`);
+  }
+  const d = r.data;
+  if (d.autoscaler === undefined) {
+    if (typeof d.replicas === 'object') throw new Error(`${source}: replicas: {min, max, initial} needs an autoscaler section (without one, give a number)`);
+    if (d.replicaStartupS !== undefined) throw new Error(`${source}: replicaStartupS: only used with an autoscaler section`);
+  } else {
+    if (typeof d.replicas === 'object' && d.replicas.min !== undefined && d.replicas.max !== undefined && d.replicas.min > d.replicas.max)
+      throw new Error(`${source}: replicas.max: must be >= replicas.min (${d.replicas.min}), got ${d.replicas.max}`);
+    const model = typeof d.engine.model === 'string' ? d.engine.model : undefined;
+    const given = d.autoscaler.model;
+    if (given !== undefined && model !== undefined && given !== model) throw new Error(`${source}: autoscaler.model: must be the experiment's model "${model}" (or left out), got ${JSON.stringify(given)}`);
+    try {
+      // Validates the spec and the bounds exactly as the run will use them (nothing is started).
+      new DesAutoscaler({ spec: d.autoscaler, model: model ?? 'model', replicas: d.replicas, replicaStartupS: d.replicaStartupS });
+    } catch (e) {
+      throw new Error(`${source}: ${(e as Error).message}`);
+    }
   }
   const w = r.data.workload;
   if (w.type === 'poisson') {

@@ -8,6 +8,7 @@ import { SimCluster } from './cluster.ts';
 import { summarize, type LatencySummary } from './stats.ts';
 import { buildWorkload, type SimRequestSpec, type StageInfo } from './workload.ts';
 import type { Experiment } from './experiment.ts';
+import { DesAutoscaler, type DesAutoscalerResult } from '../../control/autoscaler/des-hook.ts';
 
 /** Latency/throughput figures of one stage or of the whole run. */
 export interface PhaseResult {
@@ -27,6 +28,10 @@ export interface StageResult extends PhaseResult {
 
 export interface EngineResult {
   id: string;
+  /** Simulated time it was added, became routable, and left (s; `removedS` null = still present at the end). */
+  addedS: number;
+  readyS: number;
+  removedS: number | null;
   /** Requests routed to the engine. */
   requests: number;
   /** GPU prefix-cache hits / queries, tokens (0..1). */
@@ -44,6 +49,7 @@ export interface EngineResult {
 export interface ExperimentResult {
   name?: string;
   engine: { model: string; gpu: string; tensorParallel: number; numGpuBlocks: number; numCpuBlocks: number; maxNumSeqs: number; maxNumBatchedTokens: number; maxModelLen: number };
+  /** Engine replicas at the start (with an autoscaler: `replicas.initial`). */
   replicas: number;
   router: string;
   /** Simulated time from 0 to the last event (s). */
@@ -59,6 +65,18 @@ export interface ExperimentResult {
     loadImbalance: number;
     preemptions: number;
   };
+  /**
+   * With an `autoscaler` section only. Replica-hours: Σ over engines of (removed or end - added),
+   * hours, start-up and draining included (the GPUs are held); `scalingEvents`: changes of the
+   * desired replica count; `replicaTimeline`: [time s, desired replicas] at the start and at every
+   * change; `decisions`: every decision with its reason; `autoscaler`: the spec as defaulted and its
+   * final status.
+   */
+  replicaHours?: number;
+  scalingEvents?: number;
+  replicaTimeline?: [number, number][];
+  decisions?: DesAutoscalerResult['decisions'];
+  autoscaler?: DesAutoscalerResult['autoscaler'];
 }
 
 /** Options of `runExperiment`. */
@@ -69,6 +87,8 @@ export interface RunOptions {
   coefficients?: LatencyCoefficients;
   /** Use this request list instead of building it from `workload` (calibration reuses one). */
   prebuilt?: { requests: SimRequestSpec[]; stages: StageInfo[] };
+  /** Called with the cluster once the run has finished (raw samples, e.g. for SLO attainment). */
+  onFinished?: (cluster: SimCluster) => void;
 }
 
 const r4 = (x: number) => Math.round(x * 10000) / 10000;
@@ -87,17 +107,25 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
   }
   const modelName = typeof exp.engine.model === 'string' ? exp.engine.model : engine.model.id;
   const wl = opts.prebuilt ?? buildWorkload(exp.workload, { seed: exp.seed, baseDir: opts.baseDir ?? process.cwd(), maxModelLen: engine.maxModelLen, vocabSize: engine.model.vocabSize });
+  const as = exp.autoscaler
+    ? new DesAutoscaler({ spec: exp.autoscaler, model: modelName, replicas: exp.replicas, replicaStartupS: exp.replicaStartupS ?? 60 })
+    : null;
+  if (!as && typeof exp.replicas !== 'number') throw new Error('replicas: {min, max, initial} needs an autoscaler section');
+  as?.attachWorkload(wl.requests);
+  const replicas = as ? as.initialReplicas : (exp.replicas as number);
   const cluster = new SimCluster({
     engine,
-    replicas: exp.replicas,
+    replicas,
     strategy,
     modelName,
-    scrapeIntervalMs: exp.scrapeIntervalMs,
+    scrapeIntervalMs: exp.scrapeIntervalMs ?? (as ? 1000 : 500),
+    ...(as ? { onScrape: as.onScrape } : {}),
     seed: exp.seed,
     coefficients: opts.coefficients,
     requestTimeoutMs: exp.requestTimeoutS !== undefined ? exp.requestTimeoutS * 1000 : undefined,
   });
   const endMs = cluster.run(wl.requests, wl.stages.length);
+  opts.onFinished?.(cluster);
   const ss = cluster.stageSamples;
   const phase = (idx: number[], durMs: number): PhaseResult => {
     const parts = idx.map((i) => ss[i]!);
@@ -134,6 +162,9 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
     const life = Math.max(1, (s.removedMs ?? endMs) - s.addedMs);
     return {
       id: s.id,
+      addedS: r4(s.addedMs / 1000),
+      readyS: r4(s.readyMs / 1000),
+      removedS: s.removedMs === null ? null : r4(s.removedMs / 1000),
       requests: s.routed,
       prefixCacheHitRate: c.prefixCacheQueries > 0 ? r4(c.prefixCacheHits / c.prefixCacheQueries) : 0,
       cpuCacheHitRate: c.prefixCacheQueries > 0 ? r4(c.cpuCacheHits / c.prefixCacheQueries) : 0,
@@ -156,7 +187,7 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
       maxNumBatchedTokens: engine.maxNumBatchedTokens,
       maxModelLen: engine.maxModelLen,
     },
-    replicas: exp.replicas,
+    replicas,
     router: strategy.name,
     simulatedS: r4(endMs / 1000),
     requestsTotal: wl.requests.length,
@@ -164,5 +195,10 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
     stages,
     engines,
     cluster: { prefixCacheHitRate: q > 0 ? r4(h / q) : 0, loadImbalance: mean > 0 ? r4(Math.max(...counts) / mean) : 0, preemptions: pre },
+    ...(as ? autoscalerFields(as.result(cluster, endMs)) : {}),
   };
+}
+
+function autoscalerFields(r: DesAutoscalerResult): Pick<ExperimentResult, 'replicaHours' | 'scalingEvents' | 'replicaTimeline' | 'decisions' | 'autoscaler'> {
+  return { replicaHours: r.replicaHours, scalingEvents: r.scalingEvents, replicaTimeline: r.replicaTimeline, decisions: r.decisions, autoscaler: r.autoscaler };
 }

@@ -170,21 +170,26 @@ export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: st
     const last = rows.length ? rows[rows.length - 1]!.arrivalMs : 0;
     const durationMs = w.durationS !== undefined ? w.durationS * 1000 * w.timeScale : last;
     stages.push({ index: 0, startMs: 0, durationMs: Math.max(durationMs, 1) });
+    const copies = w.copies;
     rows.forEach((row, i) => {
       const [p, o] = clip(row.inputTokens, row.outputTokens, opts.maxModelLen, w.maxOutputTokens);
       const ids = row.hashIds;
-      const tokens =
-        w.format === 'mooncake' && ids && ids.length > 0
-          ? () => {
-              const a = new Int32Array(p);
-              for (let j = 0; j * MOONCAKE_BLOCK_TOKENS < p && j < ids.length; j++) {
-                const n = Math.min(MOONCAKE_BLOCK_TOKENS, p - j * MOONCAKE_BLOCK_TOKENS);
-                syntheticIds(5, ids[j]!, n, vocab, a, j * MOONCAKE_BLOCK_TOKENS);
+      const gap = copies > 1 && i + 1 < rows.length ? rows[i + 1]!.arrivalMs - row.arrivalMs : 0;
+      for (let c = 0; c < copies; c++) {
+        const key = copies > 1 ? i * copies + c : i;
+        const tokens =
+          w.format === 'mooncake' && ids && ids.length > 0
+            ? () => {
+                const a = new Int32Array(p);
+                for (let j = 0; j * MOONCAKE_BLOCK_TOKENS < p && j < ids.length; j++) {
+                  const n = Math.min(MOONCAKE_BLOCK_TOKENS, p - j * MOONCAKE_BLOCK_TOKENS);
+                  syntheticIds(5, ids[j]!, n, vocab, a, j * MOONCAKE_BLOCK_TOKENS);
+                }
+                return a;
               }
-              return a;
-            }
-          : () => syntheticIds(4, i + opts.seed * 1_000_003, p, vocab);
-      requests.push({ arrivalMs: row.arrivalMs, stage: 0, promptLen: p, outputTokens: o, tokens });
+            : () => syntheticIds(4, key + opts.seed * 1_000_003, p, vocab);
+        requests.push({ arrivalMs: row.arrivalMs + (c * gap) / copies, stage: 0, promptLen: p, outputTokens: o, tokens });
+      }
     });
   }
   return { requests, stages };

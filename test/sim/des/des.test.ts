@@ -179,6 +179,11 @@ test('trace workloads: Azure rows replay with unique prompts; Mooncake hash_ids 
     assert.equal(a.requestsTotal, 3);
     assert.equal(a.overall.requests.completed, 3);
     assert.ok(a.cluster.prefixCacheHitRate < 0.05);
+    // copies: each row x3, spread over the gap to the next row (timeScale 0.5: gaps 250 and 750 ms), distinct prompts.
+    const w = buildWorkload(parseExperiment(exp({ workload: { type: 'trace', path: az, format: 'azure', timeScale: 0.5, copies: 3 } })).workload, { seed: 1, baseDir: dir, maxModelLen: 4096, vocabSize: 128256 });
+    assert.deepEqual(w.requests.map((r) => Math.round(r.arrivalMs * 1000) / 1000), [0, 83.333, 166.667, 250, 500, 750, 1000, 1000, 1000]);
+    assert.deepEqual(w.requests.map((r) => r.promptLen), [400, 400, 400, 800, 800, 800, 300, 300, 300]);
+    assert.notDeepEqual(Array.from(w.requests[0]!.tokens()), Array.from(w.requests[1]!.tokens()));
     const m = run(exp({ workload: { type: 'trace', path: mc, format: 'mooncake' } }));
     assert.equal(m.overall.requests.completed, 12);
     // 11 of 12 requests reuse 2 x 512 of 1200 tokens.

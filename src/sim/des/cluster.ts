@@ -7,12 +7,18 @@
  * step ends (the step's tokens are emitted, the next step is scheduled), metric scrapes (every
  * `scrapeIntervalMs`, refreshing the `EndpointState` the router reads; in-flight counts are always
  * current), client timeouts, and engine start-up/drain for run-time scaling (`addEngine`,
- * `removeEngine`). Arrivals, enqueues and timeouts are monotone FIFOs; only step ends and engine
- * events go through a binary heap, so an event costs O(log engines).
+ * `removeEngine`), and KV-event deliveries (`kvEvents`: each engine step's events reach the
+ * strategy's `applyKvEvents` at the step's end + `delayMs`, in order per engine). Arrivals, enqueues
+ * and timeouts are monotone FIFOs; only step ends, engine events and KV deliveries go through a
+ * binary heap, so an event costs O(log engines).
  */
 import { EngineCore, type EngineConfig, type LatencyCoefficients, type StepResult } from '../core/engine.ts';
 import { newEndpointState, type EndpointState } from '../../engines/state.ts';
 import type { RoutingContext, RoutingRequest, RoutingStrategy } from '../../routing/types.ts';
+import type { KvEventSink } from '../../routing/cache/kv-aware.ts';
+import type { BlockHasher } from '../core/types.ts';
+import type { KvCacheEvent, KvEventBatch } from '../../engines/vllm/kv-events.ts';
+import { sha256CborBlockHasher, wireKvEvent } from './kv-events.ts';
 import { createRng } from '../../bench/rng.ts';
 import { Samples } from './stats.ts';
 import type { SimRequestSpec } from './workload.ts';
@@ -42,6 +48,28 @@ interface EngineSlot extends SimEngineInfo {
   lastHits: number;
   /** Enqueues in flight to this engine (routed, α0 not elapsed). */
   pendingEnqueues: number;
+  /** KV events emitted since the last step was scheduled, and batches awaiting delivery (FIFO from kvHead). */
+  kvBuf: KvCacheEvent[];
+  kvQueue: KvEventBatch[];
+  kvHead: number;
+}
+
+/** KV-event wiring of a cluster run (see `ClusterOptions.kvEvents`). */
+export interface KvEventsOptions {
+  /** Receives every engine's event batches (`applyKvEvents(endpointId, batch)`). */
+  sink: KvEventSink;
+  /** The engines' `PYTHONHASHSEED` (NONE_HASH seed of the sha256_cbor chain). */
+  hashSeed: string;
+  /** Delay from a step's end to the batch reaching the sink (ms of simulated time; models the event stream's staleness). >= 0. */
+  delayMs: number;
+}
+
+/** What the KV-event wiring delivered. */
+export interface KvEventCounts {
+  batches: number;
+  blocksStored: number;
+  blocksRemoved: number;
+  clears: number;
 }
 
 /** Options of a cluster run. */
@@ -58,6 +86,13 @@ export interface ClusterOptions {
   requestTimeoutMs?: number;
   /** Called at every scrape (after the endpoint states refresh): the place for an autoscaler. */
   onScrape?: (cluster: SimCluster, nowMs: number) => void;
+  /**
+   * Deliver KV events to a sink (a strategy with `applyKvEvents`): the engine cores then hash blocks
+   * with vLLM's `sha256_cbor` (`kv-events.ts`) and each step's events are delivered as one batch
+   * (`ts` = the step's end, s) at the step's end + `delayMs`. Batches of an engine removed before
+   * delivery are dropped.
+   */
+  kvEvents?: KvEventsOptions;
 }
 
 /** Per-stage sample buffers. */
@@ -99,9 +134,14 @@ export class SimCluster {
   stageSamples: StageSamples[] = [];
   /** Virtual time of the last event (ms). */
   endMs = 0;
+  /** What was delivered to `kvEvents.sink`. */
+  readonly kvEventCounts: KvEventCounts = { batches: 0, blocksStored: 0, blocksRemoved: 0, clears: 0 };
+  private readonly hasher: BlockHasher | undefined;
 
   constructor(opts: ClusterOptions) {
     this.opts = opts;
+    if (opts.kvEvents && !(opts.kvEvents.delayMs >= 0)) throw new Error(`kvEventDelayMs: must be >= 0, got ${opts.kvEvents.delayMs}`);
+    this.hasher = opts.kvEvents ? sha256CborBlockHasher(opts.kvEvents.hashSeed) : undefined;
     const rng = createRng((opts.seed >>> 0) ^ 0x5bd1e995);
     const ctx = { nowMs: 0, random: () => rng.next() };
     this.ctx = ctx;
@@ -113,13 +153,22 @@ export class SimCluster {
     return this.nowMs;
   }
 
+  /** The routing strategy (the gateway's own object). */
+  get strategy(): RoutingStrategy {
+    return this.opts.strategy;
+  }
+
   /**
    * Adds an engine at `nowMs`; it becomes routable after `startupDelayMs` (model load, warm-up).
    * Returns its id (`engine-N`).
    */
   addEngine(nowMs: number, startupDelayMs: number): string {
     const id = `engine-${this.nextEngineNo++}`;
-    const core = new EngineCore(this.opts.engine, { coefficients: this.opts.coefficients });
+    const kvBuf: KvCacheEvent[] = [];
+    const core = new EngineCore(this.opts.engine, {
+      coefficients: this.opts.coefficients,
+      ...(this.opts.kvEvents ? { hashBlock: this.hasher, onKvEvent: (e) => void slot.kvBuf.push(wireKvEvent(e)) } : {}),
+    });
     const slot: EngineSlot = {
       id,
       core,
@@ -137,6 +186,9 @@ export class SimCluster {
       lastQueries: 0,
       lastHits: 0,
       pendingEnqueues: 0,
+      kvBuf,
+      kvQueue: [],
+      kvHead: 0,
     };
     this.engines.push(slot);
     this.byId.set(id, slot);
@@ -239,12 +291,39 @@ export class SimCluster {
     if (res.batchSize === 0 && res.outputs.length === 0) {
       s.busy = false;
       s.pending = null;
+      if (s.kvBuf.length) this.queueKvBatch(s, t);
       this.maybeRemove(s, t);
       return;
     }
     s.busy = true;
     s.pending = res;
     this.heapPush(t + res.durationMs, s.index, 0);
+    // vLLM publishes a step's events after the step (scheduler `take_events` with the step's output).
+    if (s.kvBuf.length) this.queueKvBatch(s, t + res.durationMs);
+  }
+
+  /** Moves the engine's buffered events into one batch delivered at `publishMs` + delay. */
+  private queueKvBatch(s: EngineSlot, publishMs: number): void {
+    s.kvQueue.push({ ts: publishMs / 1000, events: s.kvBuf.splice(0) });
+    this.heapPush(publishMs + this.opts.kvEvents!.delayMs, s.index, 2);
+  }
+
+  private deliverKvBatch(s: EngineSlot): void {
+    const batch = s.kvQueue[s.kvHead]!;
+    s.kvQueue[s.kvHead++] = undefined as unknown as KvEventBatch;
+    if (s.kvHead > 1024 && s.kvHead * 2 > s.kvQueue.length) {
+      s.kvQueue.splice(0, s.kvHead);
+      s.kvHead = 0;
+    }
+    if (s.removedMs !== null) return;
+    const c = this.kvEventCounts;
+    c.batches++;
+    for (const e of batch.events) {
+      if (e.type === 'BlockStored') c.blocksStored += e.blockHashes.length;
+      else if (e.type === 'BlockRemoved') c.blocksRemoved += e.blockHashes.length;
+      else c.clears++;
+    }
+    this.opts.kvEvents!.sink.applyKvEvents(s.id, batch);
   }
 
   private onStepEnd(s: EngineSlot, t: number): void {
@@ -363,6 +442,7 @@ export class SimCluster {
         this.heapPop();
         const s = this.engines[e]!;
         if (kind === 0) this.onStepEnd(s, tMin);
+        else if (kind === 2) this.deliverKvBatch(s);
         else {
           s.state.ready = !s.draining;
           this.routable = null;
@@ -394,6 +474,10 @@ export class SimCluster {
           headers: {},
           arrivalMs: spec.arrivalMs,
         };
+        if (spec.userId !== undefined) {
+          rr.userId = spec.userId;
+          rr.headers = { 'x-user-id': spec.userId };
+        }
         const cands = this.routableStates();
         const dec = strat.route(rr, cands, ctx);
         const ep = dec.endpoint;

@@ -30,6 +30,19 @@ export const lengthDistSchema = z.union([
 ]);
 export type LengthDist = z.infer<typeof lengthDistSchema>;
 
+/**
+ * Users of a workload (for fairness strategies such as `vtc-basic`): each request gets user
+ * `user-K`, K in 1..count drawn with probability ∝ 1 / K^zipf (zipf 0 = uniform, default), from its own
+ * seeded stream (arrivals and lengths are the same with or without users). The DES passes it as
+ * `RoutingRequest.userId` and header `x-user-id`.
+ */
+export const usersSchema = z
+  .object({
+    count: z.number().int().min(1).max(1_000_000),
+    zipf: z.number().min(0).max(10).default(0),
+  })
+  .strict();
+
 /** inference-perf `shared_prefix`: G groups share a system prompt; each group has P distinct questions; requests cycle through the G x P prompts (or get unique questions, `questionReuse`). */
 export const sharedPrefixSchema = z
   .object({
@@ -47,6 +60,7 @@ export const sharedPrefixSchema = z
      * question after its group's shared system prompt (only the system prompt is shared).
      */
     questionReuse: z.enum(['cycle', 'unique']).default('cycle'),
+    users: usersSchema.optional(),
   })
   .strict();
 
@@ -58,6 +72,7 @@ export const poissonSchema = z
     arrival: z.enum(['constant', 'poisson']).default('poisson'),
     inputTokens: lengthDistSchema,
     outputTokens: lengthDistSchema,
+    users: usersSchema.optional(),
   })
   .strict();
 
@@ -79,6 +94,7 @@ export const traceSchema = z
      * `copies`). Default 1. Mooncake rows keep their `hash_ids` in every copy.
      */
     copies: z.number().int().min(1).max(1000).default(1),
+    users: usersSchema.optional(),
   })
   .strict();
 
@@ -111,6 +127,12 @@ export const experimentSchema = z
     /** Routing strategy spec (`random`, `round-robin`, `least-request`, weighted `a:2,b:1`...). */
     router: z.string().min(1).default('random'),
     routerOptions: z.record(z.unknown()).optional(),
+    /**
+     * For routers that consume KV events (`kv-aware`, `cache-cost-kv`): delay from an engine step's
+     * end to its KV-event batch reaching the router (ms of simulated time, >= 0; default 0), modelling
+     * the staleness of the real ZeroMQ event stream. Batches arrive in order per engine.
+     */
+    kvEventDelayMs: z.number().min(0).max(3_600_000).optional(),
     /**
      * How often the router's view of engine metrics refreshes, and the autoscaler ticks (ms of
      * simulated time). Default 500, or 1000 with an autoscaler (its metric buckets are 1 s).

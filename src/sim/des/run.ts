@@ -4,10 +4,13 @@
  */
 import { resolveEngineConfig, type LatencyCoefficients } from '../core/engine.ts';
 import { createStrategy } from '../../routing/registry.ts';
-import { SimCluster } from './cluster.ts';
+import { SimCluster, type KvEventCounts, type KvEventsOptions } from './cluster.ts';
+import { isKvEventSink } from '../../routing/cache/kv-aware.ts';
+import { DEFAULT_HASH_SEED } from '../../engines/vllm/block-hash.ts';
 import { summarize, type LatencySummary } from './stats.ts';
 import { buildWorkload, type SimRequestSpec, type StageInfo } from './workload.ts';
 import type { Experiment } from './experiment.ts';
+import type { RoutingStrategy } from '../../routing/types.ts';
 import { DesAutoscaler, type DesAutoscalerResult } from '../../control/autoscaler/des-hook.ts';
 
 /** Latency/throughput figures of one stage or of the whole run. */
@@ -64,6 +67,11 @@ export interface ExperimentResult {
     /** max / mean requests routed per engine (1 = perfectly even). */
     loadImbalance: number;
     preemptions: number;
+    /**
+     * Routers that consume KV events only: what reached the router (`batches`, blocks stored /
+     * removed, `clears`) and the configured `delayMs`.
+     */
+    kvEvents?: KvEventCounts & { delayMs: number };
   };
   /**
    * With an `autoscaler` section only. Replica-hours: Σ over engines of (removed or end - added),
@@ -105,6 +113,7 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
   } catch (e) {
     throw new Error(`router: ${(e as Error).message}`);
   }
+  const kvEvents = kvEventWiring(exp, strategy, engine.blockSize);
   const modelName = typeof exp.engine.model === 'string' ? exp.engine.model : engine.model.id;
   const wl = opts.prebuilt ?? buildWorkload(exp.workload, { seed: exp.seed, baseDir: opts.baseDir ?? process.cwd(), maxModelLen: engine.maxModelLen, vocabSize: engine.model.vocabSize });
   const as = exp.autoscaler
@@ -120,6 +129,7 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
     modelName,
     scrapeIntervalMs: exp.scrapeIntervalMs ?? (as ? 1000 : 500),
     ...(as ? { onScrape: as.onScrape } : {}),
+    ...(kvEvents ? { kvEvents } : {}),
     seed: exp.seed,
     coefficients: opts.coefficients,
     requestTimeoutMs: exp.requestTimeoutS !== undefined ? exp.requestTimeoutS * 1000 : undefined,
@@ -194,11 +204,34 @@ export function runExperiment(exp: Experiment, opts: RunOptions = {}): Experimen
     overall,
     stages,
     engines,
-    cluster: { prefixCacheHitRate: q > 0 ? r4(h / q) : 0, loadImbalance: mean > 0 ? r4(Math.max(...counts) / mean) : 0, preemptions: pre },
+    cluster: {
+      prefixCacheHitRate: q > 0 ? r4(h / q) : 0,
+      loadImbalance: mean > 0 ? r4(Math.max(...counts) / mean) : 0,
+      preemptions: pre,
+      ...(kvEvents ? { kvEvents: { ...cluster.kvEventCounts, delayMs: kvEvents.delayMs } } : {}),
+    },
     ...(as ? autoscalerFields(as.result(cluster, endMs)) : {}),
   };
 }
 
 function autoscalerFields(r: DesAutoscalerResult): Pick<ExperimentResult, 'replicaHours' | 'scalingEvents' | 'replicaTimeline' | 'decisions' | 'autoscaler'> {
   return { replicaHours: r.replicaHours, scalingEvents: r.scalingEvents, replicaTimeline: r.replicaTimeline, decisions: r.decisions, autoscaler: r.autoscaler };
+}
+
+/**
+ * KV-event wiring for a strategy that consumes KV events (`isKvEventSink`: `kv-aware`,
+ * `cache-cost-kv`): the engines hash with sha256_cbor seeded by the strategy's `hashSeed` (its
+ * option, default "0"), which must hash blocks of the engines' size. Null for other strategies.
+ * @throws Error `routerOptions.blockSize: ...` when the strategy's block size differs from
+ *   `engine.blockSize`; `kvEventDelayMs: ...` when set for a router that takes no KV events.
+ */
+function kvEventWiring(exp: Experiment, strategy: RoutingStrategy, engineBlockSize: number): KvEventsOptions | null {
+  if (!isKvEventSink(strategy)) {
+    if (exp.kvEventDelayMs !== undefined) throw new Error(`kvEventDelayMs: router '${exp.router}' does not consume KV events (kv-aware, cache-cost-kv do)`);
+    return null;
+  }
+  const o = (strategy as { opts?: { blockSize?: unknown; hashSeed?: unknown } }).opts ?? {};
+  if (typeof o.blockSize === 'number' && o.blockSize !== engineBlockSize)
+    throw new Error(`routerOptions.blockSize: the router hashes ${o.blockSize}-token blocks but engine.blockSize is ${engineBlockSize}; they must be equal`);
+  return { sink: strategy, hashSeed: typeof o.hashSeed === 'string' ? o.hashSeed : DEFAULT_HASH_SEED, delayMs: exp.kvEventDelayMs ?? 0 };
 }

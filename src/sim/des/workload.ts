@@ -24,6 +24,8 @@ export interface SimRequestSpec {
   outputTokens: number;
   /** Builds the prompt's token ids (length `promptLen`). */
   tokens: () => ArrayLike<number>;
+  /** User identity (`user-K`) when the workload defines `users`. */
+  userId?: string;
 }
 
 /** A stage of the workload (for per-stage results). */
@@ -192,5 +194,32 @@ export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: st
       }
     });
   }
+  if ('users' in w && w.users) assignUsers(requests, w.users, opts.seed);
   return { requests, stages };
+}
+
+/**
+ * Gives each request a user `user-K`, K in 1..count with P(K) ∝ 1 / K^zipf, drawn in arrival order
+ * from a stream seeded by `seed` alone (so adding users changes nothing else in the workload).
+ */
+export function assignUsers(requests: SimRequestSpec[], users: { count: number; zipf: number }, seed: number): void {
+  const n = users.count;
+  const cdf = new Float64Array(n);
+  let acc = 0;
+  for (let k = 0; k < n; k++) cdf[k] = acc += users.zipf === 0 ? 1 : 1 / Math.pow(k + 1, users.zipf);
+  const rng = createRng(((seed >>> 0) ^ 0x75736572) >>> 0);
+  const names = new Map<number, string>();
+  for (const r of requests) {
+    const u = rng.next() * acc;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! > u) hi = mid;
+      else lo = mid + 1;
+    }
+    let name = names.get(lo);
+    if (name === undefined) names.set(lo, (name = `user-${lo + 1}`));
+    r.userId = name;
+  }
 }

@@ -25,6 +25,7 @@ import { createStrategy } from '../src/routing/registry.ts';
 import { KvBlockIndex } from '../src/routing/cache/kv-index.ts';
 import { isKvEventSink } from '../src/routing/cache/kv-aware.ts';
 import type { RoutingContext, RoutingRequest, RoutingStrategy } from '../src/routing/types.ts';
+import { mulberry32 } from '../src/common/hash32.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
@@ -37,16 +38,7 @@ const WARM = quick ? 300 : 2000;
 const GROUPS = 64;
 const ROUNDS = 3;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 const rand = rng(42);

@@ -6,6 +6,8 @@
  * splitmix32 so that nearby seeds give unrelated streams.
  */
 
+import { fnv1a32 } from '../common/hash32.ts';
+
 /** A seeded source of randomness. `next()` is uniform in [0, 1). */
 export interface Rng {
   /** Uniform float in [0, 1) with 32 bits of randomness. */
@@ -39,13 +41,7 @@ function splitmix32(seed: number): () => number {
 
 /** Hashes a string or number to a 32-bit seed (FNV-1a over the decimal/string form). */
 export function seedOf(x: string | number): number {
-  const s = String(x);
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
+  return fnv1a32(String(x));
 }
 
 /**

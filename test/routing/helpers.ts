@@ -1,6 +1,7 @@
 /** Test helpers for routing: hand-built endpoint states, requests and a seeded context. */
 import { newEndpointState, type EndpointState } from '../../src/engines/state.ts';
 import type { RoutingContext, RoutingRequest } from '../../src/routing/types.ts';
+import { mulberry32 } from '../../src/common/hash32.ts';
 
 /** A ready endpoint of model `m` with fresh signals (scraped at t=0); override any field. */
 export function ep(id: string, over: Partial<EndpointState> = {}): EndpointState {
@@ -12,17 +13,8 @@ export function req(over: Partial<RoutingRequest> = {}): RoutingRequest {
   return { id: 'r1', model: 'm', baseModel: 'm', promptTokens: () => [], promptLength: 100, headers: {}, arrivalMs: 0, ...over };
 }
 
-/** mulberry32: a small seeded PRNG returning [0, 1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG returning [0, 1) (mulberry32). */
+export const seeded = mulberry32;
 
 /** A routing context at `nowMs` with a seeded random source. */
 export function ctx(seed = 1, nowMs = 1000): RoutingContext {

@@ -13,16 +13,10 @@
  * module; the *precise* index (`kv-index.ts`) uses vLLM's sha256_cbor hashes instead.
  */
 
+import { fmix32 } from '../../common/hash32.ts';
+
 const TWO_POW_21 = 2097152;
 
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * Chained block keys of the full blocks of `tokens`.

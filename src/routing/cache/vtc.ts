@@ -37,6 +37,7 @@ import { parseOptions } from '../options.ts';
 import { fresh } from '../signals.ts';
 import type { RequestOutcome, RoutingContext, RoutingDecision, RoutingRequest, RoutingStrategy } from '../types.ts';
 import { argminRandomTie, shuffled } from './common.ts';
+import { fnv1a32 } from '../../common/hash32.ts';
 
 /**
  * Per-user sliding-window token counters with 1-second buckets (AIBrix `token_tracker.go`).
@@ -161,15 +162,6 @@ const fairSchema = z
   })
   .strict();
 
-/** 32-bit FNV-1a of a string (rendezvous hashing). */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 /** `vtc-fair`: fair-share partition over VTC counters (see module doc). */
 export class VtcFairStrategy implements RoutingStrategy {
@@ -202,7 +194,7 @@ export class VtcFairStrategy implements RoutingStrategy {
       const fair = totals.size > 0 ? sum / totals.size : 0;
       if (mine > fair && fair > 0) {
         const k = Math.max(1, Math.floor((n * fair) / mine));
-        const ranked = candidates.map((c, i) => ({ i, h: fnv1a(`${req.userId}\u0000${c.id}`) })).sort((a, b) => b.h - a.h || a.i - b.i);
+        const ranked = candidates.map((c, i) => ({ i, h: fnv1a32(`${req.userId}\u0000${c.id}`) })).sort((a, b) => b.h - a.h || a.i - b.i);
         allowed = candidates.map(() => false);
         for (let j = 0; j < k; j++) allowed[ranked[j]!.i] = true;
         for (let i = 0; i < n; i++) if (loads[i] === 0) allowed[i] = true; // spill onto idle endpoints

@@ -5,6 +5,7 @@
  * The words are drawn from a seeded PRNG (mulberry32), so the same seed gives the same text.
  */
 import type { Tokenizer } from '../../engines/tokenizer.ts';
+import { mulberry32 } from '../../common/hash32.ts';
 
 const CANDIDATE_WORDS = (
   'the of and to in is it that for was on are as with his they at be this from have or by one had not but what all were when we there can an your which their said if do will each about how up out them then she many some so these would other into has more her two like him see time could no make than first been its who now people my made over did down only way find use may water long little very after words called just where most know get through back much go good new write our me man too any day same right look think also around another came come work three word must because does part even place well such here take why things help put years different away again off went old number great tell men say small every found still between name should home big give air line set own under read last never us left end along while might next sound below saw something thought both few those always looked show large often together asked house world going want school important until form food keep children feet land side without boy once animals life enough took sometimes four head above kind began almost live page got earth need far hand high year mother light parts country father let night following picture being study second eyes soon times story boys since white days ever paper hard near sentence better best across during today others however sure means knew'
@@ -39,17 +40,6 @@ export function wordVocab(tok: Tokenizer): WordVocab {
   return v;
 }
 
-/** mulberry32: a small 32-bit seeded PRNG; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** FNV-1a over token ids and a seed: a 32-bit key for per-request determinism. */
 export function seedFor(seed: number, tokens: ArrayLike<number>): number {

@@ -1,18 +1,10 @@
 /** Test helpers for the cache-aware strategies: endpoints, requests, a fake clock and seeded random. */
 import { newEndpointState, type EndpointState } from '../../../src/engines/state.ts';
 import type { RoutingContext, RoutingRequest } from '../../../src/routing/types.ts';
+import { mulberry32 } from '../../../src/common/hash32.ts';
 
-/** mulberry32: deterministic uniform [0, 1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform [0, 1) (mulberry32). */
+export const seeded = mulberry32;
 
 export function ctx(nowMs = 0, seed = 1): RoutingContext {
   return { nowMs, random: seeded(seed) };

@@ -40,7 +40,7 @@ const REQUESTS = Number(arg('requests', '3000'));
 const LOAD = Number(arg('load', '0.7'));
 const KNEE = Number(arg('knee', '2'));
 const ONLY = arg('only', '');
-const STRATEGIES = arg('strategies', 'random,least-request,prefix-cache,prefix-cache-preble,cache-cost').split(',');
+const STRATEGIES = arg('strategies', 'random,least-request,prefix-cache,prefix-cache-preble,cache-cost,kv-aware,cache-cost-kv').split(',');
 const ENGINE = { model: 'meta-llama/Llama-3.1-8B-Instruct', gpu: 'H100', maxModelLen: 131072 };
 
 interface Workload {
@@ -224,7 +224,7 @@ function writeDoc(): void {
     // not a git checkout
   }
   let md = `# Routing quality in the discrete-event simulator\n\nDate: ${date}. Machine: ${os.cpus().length} cores, Node ${process.version}. Commit: ${commit} (the simulator's latency coefficients are those of src/sim/core/coefficients.json at that commit). Command: \`npm run bench:routing${args.length ? ' -- ' + args.join(' ') : ''}\`.\n\n`;
-  md += `Engines: Llama-3.1-8B-Instruct on H100 (simulated, src/sim/core defaults: block 16, chunked prefill, prefix caching), maxModelLen 131072, metrics scraped every 500 ms (policies see engine metrics as of the last scrape plus the gateway's current in-flight counts). Strategies are the gateway's own objects built by \`createStrategy\` with default options. \`kv-aware\` and \`cache-cost-kv\` are not in the default set: the DES cluster does not feed engine KV events to strategies yet, so they would run on their short-lived speculative entries only (\`--strategies\` can add them).\n\n`;
+  md += `Engines: Llama-3.1-8B-Instruct on H100 (simulated, src/sim/core defaults: block 16, chunked prefill, prefix caching), maxModelLen 131072, metrics scraped every 500 ms (policies see engine metrics as of the last scrape plus the gateway's current in-flight counts). Strategies are the gateway's own objects built by \`createStrategy\` with default options. \`kv-aware\` and \`cache-cost-kv\` receive the simulated engines' KV events (vLLM sha256_cbor block hashes, each step's batch delivered at the step's end, \`kvEventDelayMs\` 0; see docs/simulator.md "KV events and users").\n\n`;
   md += sections.join('');
   mkdirSync(resolve(root, 'docs/benchmarks'), { recursive: true });
   writeFileSync(resolve(root, 'docs/benchmarks/routing.md'), md);

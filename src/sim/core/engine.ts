@@ -27,6 +27,7 @@ import type { BlockHash, BlockHasher, EngineRequest, EngineSnapshot, KvEvent, St
 import type { EngineConfig } from './config.ts';
 import { BlockPool } from './kv-cache.ts';
 import { LatencyModel, DEFAULT_COEFFICIENTS, type LatencyCoefficients, type StepShape } from './latency.ts';
+import { fmix32 as mix32, fnv1a32 as strHash32 } from '../../common/hash32.ts';
 export { DEFAULT_COEFFICIENTS, BLIS_ITER29_COEFFICIENTS, LatencyModel, type LatencyCoefficients } from './latency.ts';
 
 /** Why `addRequest`/`loadAdapter`/`unloadAdapter` refused; the server maps `kind` to an HTTP status. */
@@ -66,20 +67,7 @@ export interface EngineCoreOptions {
 const SEED_A = 0x2545f491;
 const SEED_B = 0x6c8e9cf5;
 
-function strHash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
 
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * Fast chained hash of tokens [start, start + blockSize) of `tokens`, seeded by the parent's hash and

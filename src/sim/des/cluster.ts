@@ -18,7 +18,7 @@ import type { RoutingContext, RoutingRequest, RoutingStrategy } from '../../rout
 import type { KvEventSink } from '../../routing/cache/kv-aware.ts';
 import type { BlockHasher } from '../core/types.ts';
 import type { KvCacheEvent, KvEventBatch } from '../../engines/vllm/kv-events.ts';
-import { sha256CborBlockHasher, wireKvEvent } from './kv-events.ts';
+import { sha256CborBlockHasher, wireKvEvent } from '../core/kv-wire.ts';
 import { createRng } from '../../bench/rng.ts';
 import { Samples } from './stats.ts';
 import type { SimRequestSpec } from './workload.ts';

@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { createRng, type Rng } from '../../bench/rng.ts';
 import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from '../../bench/traces.ts';
 import type { LengthDist, WorkloadSpec } from './experiment.ts';
+import { fmix32 as mix32 } from '../../common/hash32.ts';
 
 /** One request to replay. */
 export interface SimRequestSpec {
@@ -42,14 +43,6 @@ export interface BuiltWorkload {
   stages: StageInfo[];
 }
 
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Deterministic synthetic token ids for (kind, key): `n` ids in [100, vocab). */
 export function syntheticIds(kind: number, key: number, n: number, vocab: number, out?: Int32Array, offset = 0): Int32Array {

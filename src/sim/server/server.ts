@@ -36,10 +36,10 @@ import {
 } from '../../openai/requests.ts';
 import { SSE_DONE_FRAME, sseData } from '../../openai/sse.ts';
 import { renderChat, tokenizerFor, type ChatMessage, type Tokenizer } from '../../engines/tokenizer.ts';
-import { hashBlockTokens, noneHash } from '../../engines/vllm/block-hash.ts';
+import { sha256CborBlockHasher, wireKvEvent } from '../core/kv-wire.ts';
 import { KvEventPublisher, type KvCacheEvent } from '../../engines/vllm/kv-events.ts';
 import { EngineCore, EngineError, resolveEngineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine.ts';
-import type { BlockHash, BlockHasher, KvEvent, StepOutput } from '../core/types.ts';
+import type { KvEvent, StepOutput } from '../core/types.ts';
 import { SimMetrics, type EngineMetricsSink } from './metrics.ts';
 import { SglangMetrics } from './sglang-metrics.ts';
 import { WallClockDriver } from './driver.ts';
@@ -154,40 +154,6 @@ export function engineErrorToApi(e: EngineError): ApiError {
       return new ApiError(400, e.message, 'InvalidUserInput', 400, null);
     default:
       return new ApiError(400, e.message, 'BadRequestError', 400, null);
-  }
-}
-
-/** The `sha256_cbor` hasher for the core: BlockHash = hex of the 32-byte digest (chainable); KV events carry its last 8 bytes. */
-export function sha256CborHasher(hashSeed: string): BlockHasher {
-  const seed = noneHash(hashSeed);
-  return (tokens, parent, extraKey) => {
-    const p = parent === null ? seed : Buffer.from(parent as string, 'hex');
-    return Buffer.from(hashBlockTokens(p, tokens, extraKey === null ? null : [extraKey])).toString('hex');
-  };
-}
-
-function toWireHash(h: BlockHash): bigint {
-  if (typeof h === 'string') return BigInt('0x' + h.slice(-16));
-  return typeof h === 'bigint' ? h : BigInt(h);
-}
-
-function toWireEvent(e: KvEvent): KvCacheEvent {
-  switch (e.type) {
-    case 'BlockStored':
-      return {
-        type: 'BlockStored',
-        blockHashes: e.blockHashes.map(toWireHash),
-        parentBlockHash: e.parentBlockHash === null ? null : toWireHash(e.parentBlockHash),
-        tokenIds: e.tokenIds,
-        blockSize: e.blockSize,
-        loraId: e.loraId,
-        medium: e.medium,
-        loraName: e.loraName,
-      };
-    case 'BlockRemoved':
-      return { type: 'BlockRemoved', blockHashes: e.blockHashes.map(toWireHash), medium: e.medium };
-    case 'AllBlocksCleared':
-      return { type: 'AllBlocksCleared' };
   }
 }
 
@@ -354,8 +320,8 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
     publisher?.publish({ ts: Date.now() / 1000, events });
   };
   const core = new EngineCore(config, {
-    hashBlock: sha256CborHasher(hashSeed),
-    ...(publisher && { onKvEvent: (e: KvEvent) => void pendingEvents.push(toWireEvent(e)) }),
+    hashBlock: sha256CborBlockHasher(hashSeed),
+    ...(publisher && { onKvEvent: (e: KvEvent) => void pendingEvents.push(wireKvEvent(e)) }),
   });
 
   let driverRef: WallClockDriver | null = null;

@@ -5,7 +5,7 @@ import { parseExperiment, type ExperimentInput } from '../../../src/sim/des/expe
 import { runExperiment, type ExperimentResult } from '../../../src/sim/des/run.ts';
 import { SimCluster } from '../../../src/sim/des/cluster.ts';
 import { buildWorkload } from '../../../src/sim/des/workload.ts';
-import { sha256CborBlockHasher, wireBlockHash } from '../../../src/sim/des/kv-events.ts';
+import { sha256CborBlockHasher, wireBlockHash } from '../../../src/sim/core/kv-wire.ts';
 import { resolveEngineConfig } from '../../../src/sim/core/engine.ts';
 import { createStrategy } from '../../../src/routing/registry.ts';
 import { KvAwareStrategy } from '../../../src/routing/cache/kv-aware.ts';

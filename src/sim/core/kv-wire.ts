@@ -1,14 +1,14 @@
 /**
- * KV events in the discrete-event simulator: the engine cores hash their prompt blocks exactly as
- * vLLM does with `--prefix-caching-hash-algo sha256_cbor` (`src/engines/vllm/block-hash.ts`), and
- * their `BlockStored` / `BlockRemoved` / `AllBlocksCleared` events are converted to the wire shape a
- * gateway decodes from vLLM's ZeroMQ stream (`KvEventBatch`, `src/engines/vllm/kv-events.ts`), so a
- * routing strategy's `applyKvEvents` receives what it would receive from real engines (without the
- * msgpack/ZeroMQ round trip, which changes nothing in the content).
+ * The engine core's KV events in vLLM's form, for both drivers: the cores hash their prompt blocks
+ * exactly as vLLM does with `--prefix-caching-hash-algo sha256_cbor` (`src/engines/vllm/block-hash.ts`),
+ * and their `BlockStored` / `BlockRemoved` / `AllBlocksCleared` events are converted to the decoded
+ * wire shape (`KvCacheEvent`, `src/engines/vllm/kv-events.ts`). The HTTP server publishes these over
+ * ZeroMQ; the discrete-event cluster hands them straight to a routing strategy's `applyKvEvents`
+ * (no msgpack/ZeroMQ round trip, which changes nothing in the content).
  */
 import { hashBlockTokens, noneHash } from '../../engines/vllm/block-hash.ts';
 import type { KvCacheEvent } from '../../engines/vllm/kv-events.ts';
-import type { BlockHash, BlockHasher, KvEvent } from '../core/types.ts';
+import type { BlockHash, BlockHasher, KvEvent } from './types.ts';
 
 /**
  * The `sha256_cbor` block hasher for `EngineCore` (`hashBlock`): BlockHash = lowercase hex of the

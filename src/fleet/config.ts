@@ -24,7 +24,30 @@ const urlString = z
 
 const dialect = z.enum(['vllm', 'sglang']);
 
-/** One static endpoint: a URL, or an object with a URL and optional role/labels. */
+/** A ZeroMQ endpoint to connect to (`tcp://host:port` or `ipc://path`); wildcards are for binding only. */
+const zmqConnect = z
+  .string()
+  .regex(/^(tcp:\/\/[^*:\s]+:\d{1,5}|ipc:\/\/\S+)$/, 'must be a ZeroMQ endpoint to connect to: tcp://host:port (no *) or ipc://path');
+
+/**
+ * An engine's KV-event publisher (vLLM `--kv-events-config '{"enable_kv_cache_events":true,
+ * "publisher":"zmq","endpoint":"tcp://*:5557"}'`, reference vllm-api.md §4): the address string, or
+ * `{endpoint, replay?, topic?}` where `replay` is the publisher's `replay_endpoint` ROUTER.
+ */
+const kvEventsAddress = z
+  .union([
+    zmqConnect,
+    z
+      .object({
+        endpoint: zmqConnect,
+        replay: zmqConnect.optional(),
+        topic: z.string().optional(),
+      })
+      .strict(),
+  ])
+  .transform((v) => (typeof v === 'string' ? { endpoint: v } : v));
+
+/** One static endpoint: a URL, or an object with a URL and optional role/labels/KV-event publisher. */
 const staticEndpoint = z.union([
   urlString,
   z
@@ -33,6 +56,8 @@ const staticEndpoint = z.union([
       id: z.string().min(1).optional(),
       role: z.string().min(1).optional(),
       labels: z.record(z.string()).optional(),
+      /** The engine's KV-event publisher, for `kv-aware` / `cache-cost-kv`. */
+      kvEvents: kvEventsAddress.optional(),
     })
     .strict(),
 ]);
@@ -43,6 +68,11 @@ const simulatorSchema = z
     replicas: z.number().int().min(0).max(64).default(1),
     /** Simulated time runs this many times faster than wall time (1 = real time). */
     timeScale: z.number().positive().optional(),
+    /**
+     * Each simulated replica publishes KV events (and serves replay) on free loopback ports the
+     * fleet picks; the gateway subscribes for `kv-aware` / `cache-cost-kv`.
+     */
+    kvEvents: z.boolean().default(false),
   })
   .passthrough();
 
@@ -83,6 +113,12 @@ const modelSchema = z
     }
     if (m.command && !m.command.includes('{port}')) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'the command template must contain {port}', path: ['command'] });
+    }
+    if (m.command && m.command.includes('{kvEventsReplayPort}') && !m.command.includes('{kvEventsPort}')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: '{kvEventsReplayPort} needs {kvEventsPort} in the same template', path: ['command'] });
+    }
+    if (m.simulator?.kvEvents && ('kvEventsEndpoint' in m.simulator || 'kvEventsReplayEndpoint' in m.simulator)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'kvEvents: true picks the ports itself; drop kvEventsEndpoint / kvEventsReplayEndpoint', path: ['simulator', 'kvEvents'] });
     }
     if (m.replicas !== undefined && !m.command) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: '`replicas` applies to `command` models (use simulator.replicas for the simulator)', path: ['replicas'] });
@@ -231,13 +267,26 @@ export function parseFleet(text: string, file = '<fleet>'): FleetConfig {
   return validateFleet(raw, file, (p) => locate(doc, lc, p));
 }
 
+/**
+ * An `invalid_union` issue (a value that may be a string or an object, e.g. an endpoint) says only
+ * "Invalid input" at the union's path; report instead the issues of the branch whose type matched
+ * the value (the one without an `invalid_type` at the union's own path), so the field is named.
+ */
+function unionBranchIssues(issue: z.ZodIssue): z.ZodIssue[] {
+  if (issue.code !== z.ZodIssueCode.invalid_union) return [issue];
+  const depth = issue.path.length;
+  const branches = issue.unionErrors.filter((e) => !e.issues.some((i) => i.code === z.ZodIssueCode.invalid_type && i.path.length === depth));
+  if (branches.length !== 1) return [issue];
+  return branches[0]!.issues.flatMap(unionBranchIssues);
+}
+
 /** Validates an already-parsed fleet object (e.g. the embedded demo fleet). @throws FleetConfigError */
 export function validateFleet(raw: unknown, file = '<fleet>', where?: (path: (string | number)[]) => { line: number; col: number } | undefined): FleetConfig {
   const r = fleetSchema.safeParse(raw);
   if (r.success) return r.data;
   throw new FleetConfigError(
     file,
-    r.error.issues.map((i) => {
+    r.error.issues.flatMap(unionBranchIssues).map((i) => {
       const pos = where?.(i.path);
       return { path: i.path.join('.'), line: pos?.line, col: pos?.col, message: i.message };
     }),

@@ -6,6 +6,10 @@
  * - gets a free loopback port (kept across restarts, so its URL and endpoint id stay stable),
  *   `{model}`, `{port}`, `{replica}` and `{host}` substituted in the template, run through `sh -c`
  *   in its own process group;
+ * - when the template has `{kvEventsPort}` (and optionally `{kvEventsReplayPort}`), gets free
+ *   loopback ports for its KV-event publisher (kept across restarts), e.g.
+ *   `--kv-events-config '{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://*:{kvEventsPort}"}'`,
+ *   and is registered with `tcp://<host>:<kvEventsPort>` as its KV-event source;
  * - writes stdout and stderr to `<stateDir>/logs/<model>-<replica>.log` (appended across restarts);
  * - is registered at spawn as a not-ready endpoint; the registry's health checker makes it ready
  *   when `/health` answers 2xx;
@@ -35,9 +39,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-/** Fills `{model}`, `{port}`, `{replica}`, `{host}` in a command template. */
-export function renderCommand(template: string, vars: { model: string; port: number; replica: number; host: string }): string {
+/** Fills `{model}`, `{port}`, `{replica}`, `{host}`, `{kvEventsPort}`, `{kvEventsReplayPort}` in a command template. */
+export function renderCommand(template: string, vars: { model: string; port: number; replica: number; host: string; kvEventsPort?: number; kvEventsReplayPort?: number }): string {
   return template
+    .replaceAll('{kvEventsPort}', String(vars.kvEventsPort ?? ''))
+    .replaceAll('{kvEventsReplayPort}', String(vars.kvEventsReplayPort ?? ''))
     .replaceAll('{model}', vars.model)
     .replaceAll('{port}', String(vars.port))
     .replaceAll('{replica}', String(vars.replica))
@@ -61,6 +67,9 @@ const safe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
 class Replica {
   child: ChildProcess | null = null;
   port = 0;
+  /** KV-event PUB / replay ports, when the template asks for them (0 = not used). */
+  kvPort = 0;
+  kvReplayPort = 0;
   stopped = false;
   restarts = 0;
   private backoffMs: number;
@@ -84,10 +93,12 @@ class Replica {
 
   async start(): Promise<void> {
     const host = this.src.opts.host ?? '127.0.0.1';
-    if (!this.port) this.port = await freePort(host);
-    if (this.stopped) return;
     const cfg = this.src.cfg;
-    const cmd = renderCommand(cfg.command!, { model: cfg.name, port: this.port, replica: this.index, host });
+    if (!this.port) this.port = await freePort(host);
+    if (!this.kvPort && cfg.command!.includes('{kvEventsPort}')) this.kvPort = await freePort(host);
+    if (!this.kvReplayPort && cfg.command!.includes('{kvEventsReplayPort}')) this.kvReplayPort = await freePort(host);
+    if (this.stopped) return;
+    const cmd = renderCommand(cfg.command!, { model: cfg.name, port: this.port, replica: this.index, host, kvEventsPort: this.kvPort, kvEventsReplayPort: this.kvReplayPort });
     mkdirSync(join(this.src.opts.stateDir, 'logs'), { recursive: true });
     const fd = openSync(this.logFile, 'a');
     const child = spawn('sh', ['-c', cmd], {
@@ -101,7 +112,9 @@ class Replica {
     this.startedAt = Date.now();
     const reg = this.src.registry;
     if (!reg.get(this.id)) {
-      reg.addEndpoint(newEndpointState({ id: this.id, url: `http://${host}:${this.port}`, model: cfg.name, dialect: cfg.dialect, role: cfg.role, labels: { ...cfg.labels, managed: 'true' } }));
+      const zhost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+      const kvEvents = this.kvPort ? { endpoint: `tcp://${zhost}:${this.kvPort}`, ...(this.kvReplayPort ? { replay: `tcp://${zhost}:${this.kvReplayPort}` } : {}) } : undefined;
+      reg.addEndpoint(newEndpointState({ id: this.id, url: `http://${host}:${this.port}`, model: cfg.name, dialect: cfg.dialect, role: cfg.role, labels: { ...cfg.labels, managed: 'true' } }), { kvEvents });
     }
     this.src.opts.onEvent?.('replica started', { id: this.id, pid: child.pid, port: this.port, cmd, log: this.logFile });
     // Startup deadline: not ready in time -> kill (the exit handler restarts it).

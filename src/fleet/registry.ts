@@ -26,6 +26,25 @@ export interface ReplicaSource {
   stop(): Promise<void>;
 }
 
+/**
+ * Where an endpoint publishes its KV-cache events (vLLM `--kv-events-config` ZMQ PUB, the
+ * simulator's `--kv-events-endpoint`); the gateway subscribes to it for KV-event-fed strategies.
+ */
+export interface KvEventsAddress {
+  /** ZMQ endpoint to connect to, e.g. `tcp://10.0.0.5:5557`. */
+  endpoint: string;
+  /** The publisher's replay ROUTER (vLLM `replay_endpoint`), if any. */
+  replay?: string;
+  /** Topic prefix (default "", all). */
+  topic?: string;
+}
+
+/** Extra facts about an endpoint given at registration (not part of `EndpointState`). */
+export interface EndpointExtras {
+  /** Its KV-event publisher, when it has one. */
+  kvEvents?: KvEventsAddress;
+}
+
 /** Result of resolving a request's `model` field. */
 export interface ResolvedModel {
   /** Base model (a fleet model name). */
@@ -39,6 +58,7 @@ export class FleetRegistry extends EventEmitter {
   private readonly modelCfgs = new Map<string, ModelConfig>();
   private readonly readyCache = new Map<string, EndpointState[]>();
   private readonly sources = new Map<string, ReplicaSource>();
+  private readonly kvEvents = new Map<string, KvEventsAddress>();
   private static readonly EMPTY: EndpointState[] = [];
 
   /** Declares a model (from the fleet file). */
@@ -75,11 +95,15 @@ export class FleetRegistry extends EventEmitter {
     return out;
   }
 
-  /** Adds an endpoint. @throws Error when the id is taken or the model is not declared. */
-  addEndpoint(ep: EndpointState): void {
+  /**
+   * Adds an endpoint, with its `extras` (KV-event publisher) recorded before `add` is emitted.
+   * @throws Error when the id is taken or the model is not declared.
+   */
+  addEndpoint(ep: EndpointState, extras?: EndpointExtras): void {
     if (this.endpoints.has(ep.id)) throw new Error(`endpoint id "${ep.id}" is already registered`);
     if (!this.modelCfgs.has(ep.model)) throw new Error(`endpoint "${ep.id}" serves undeclared model "${ep.model}"`);
     this.endpoints.set(ep.id, ep);
+    if (extras?.kvEvents) this.kvEvents.set(ep.id, extras.kvEvents);
     this.readyCache.delete(ep.model);
     this.emit('add', ep);
     if (ep.ready) this.emit('ready', ep);
@@ -92,6 +116,12 @@ export class FleetRegistry extends EventEmitter {
     this.endpoints.delete(id);
     this.readyCache.delete(ep.model);
     this.emit('remove', ep);
+    this.kvEvents.delete(id);
+  }
+
+  /** The KV-event publisher endpoint `id` was registered with, if any. */
+  kvEventsOf(id: string): KvEventsAddress | undefined {
+    return this.kvEvents.get(id);
   }
 
   /** Sets readiness; emits `ready`/`unready` on change only. */

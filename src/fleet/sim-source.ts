@@ -6,6 +6,11 @@
  * `maxNumSeqs`, `enableLora`, `maxLoras`, `seed`, ...). `simulator.model` names the catalog model to
  * simulate when the fleet's model name is not a catalog id; the fleet name is then served
  * (`servedModelName`).
+ *
+ * `simulator.kvEvents: true`: each replica publishes its KV events on `tcp://<host>:*` (a free port
+ * the publisher binds) with a replay ROUTER likewise, and is registered with those bound addresses
+ * (`FleetRegistry.kvEventsOf`) so the gateway subscribes. A user-given `kvEventsEndpoint` is passed
+ * through as is, and whatever the simulator reports as bound is registered.
  */
 import { newEndpointState } from '../engines/state.ts';
 import type { ModelConfig } from './config.ts';
@@ -15,6 +20,10 @@ import type { FleetRegistry, ReplicaSource } from './registry.ts';
 export interface SimHandle {
   url: string;
   port: number;
+  /** The bound KV-event PUB endpoint, when KV events are enabled. */
+  kvEventsEndpoint?: string;
+  /** The bound replay ROUTER endpoint, when enabled. */
+  kvEventsReplayEndpoint?: string;
   close(): Promise<void>;
 }
 export type StartSim = (options: Record<string, unknown>) => Promise<SimHandle>;
@@ -23,6 +32,11 @@ export type StartSim = (options: Record<string, unknown>) => Promise<SimHandle>;
 export async function loadStartSim(): Promise<StartSim> {
   const mod = await import('../sim/server/server.ts');
   return (o) => mod.startSimServer(o as unknown as Parameters<typeof mod.startSimServer>[0]);
+}
+
+/** A bound address as a connectable one (`tcp://0.0.0.0:P` or `tcp://*:P` -> `tcp://<host>:P`). */
+function connectable(bound: string, host: string): string {
+  return bound.replace(/^tcp:\/\/(\*|0\.0\.0\.0|\[::\]):/, `tcp://${host}:`);
 }
 
 export class SimSource implements ReplicaSource {
@@ -52,15 +66,18 @@ export class SimSource implements ReplicaSource {
 
   async scale(n: number): Promise<void> {
     this.target = n;
-    const { replicas: _r, ...simOpts } = this.cfg.simulator!;
+    const { replicas: _r, kvEvents, ...simOpts } = this.cfg.simulator!;
+    const zhost = this.host === '0.0.0.0' || this.host === '::' ? '127.0.0.1' : this.host;
+    const kvOpts = kvEvents ? { kvEventsEndpoint: `tcp://${zhost}:*`, kvEventsReplayEndpoint: `tcp://${zhost}:*` } : {};
     const starts: Promise<void>[] = [];
     while (this.replicas.length + starts.length < n) {
       const id = `${this.model}-sim-${this.seq++}`;
       starts.push(
-        this.startSim({ ...simOpts, model: (simOpts as { model?: string }).model ?? this.model, servedModelName: [this.model], port: 0, host: this.host }).then((handle) => {
+        this.startSim({ ...simOpts, ...kvOpts, model: (simOpts as { model?: string }).model ?? this.model, servedModelName: [this.model], port: 0, host: this.host }).then((handle) => {
           this.replicas.push({ id, handle });
           this.registry.addEndpoint(
             newEndpointState({ id, url: handle.url.replace(/\/+$/, ''), model: this.model, dialect: this.cfg.dialect, role: this.cfg.role, labels: { ...this.cfg.labels, simulator: String(simOpts.gpu) }, ready: true }),
+            handle.kvEventsEndpoint ? { kvEvents: { endpoint: connectable(handle.kvEventsEndpoint, zhost), ...(handle.kvEventsReplayEndpoint ? { replay: connectable(handle.kvEventsReplayEndpoint, zhost) } : {}) } } : undefined,
           );
         }),
       );

@@ -84,7 +84,8 @@ export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Pr
       if (m.endpoints) {
         m.endpoints.forEach((e, i) => {
           const spec = typeof e === 'string' ? { url: e } : e;
-          fleet.addEndpoint(newEndpointState({ id: spec.id ?? `${m.name}-${i}`, url: spec.url, model: m.name, dialect: m.dialect, role: spec.role ?? m.role, labels: { ...m.labels, ...spec.labels } }));
+          const kvEvents = typeof e === 'string' ? undefined : e.kvEvents;
+          fleet.addEndpoint(newEndpointState({ id: spec.id ?? `${m.name}-${i}`, url: spec.url, model: m.name, dialect: m.dialect, role: spec.role ?? m.role, labels: { ...m.labels, ...spec.labels } }), { kvEvents });
         });
       } else if (m.command) {
         const src = new ManagedSource(fleet, m, { stateDir, onEvent: (msg, f) => log.info({ component: 'fleet', model: m.name, ...f }, msg) });

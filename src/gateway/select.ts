@@ -40,7 +40,14 @@ export class StrategySelector {
   /** The routing module's view of each model's profiles, built once per model config. */
   private readonly profiles = new WeakMap<ModelConfig, ModelRoutingProfiles>();
 
-  constructor(private readonly fleetDefault: string) {}
+  /**
+   * @param onCreate called once for each strategy instance built, with its model (the gateway
+   *   connects KV-event-consuming instances to the model's KV-event feed).
+   */
+  constructor(
+    private readonly fleetDefault: string,
+    private readonly onCreate?: (model: ModelConfig, strategy: RoutingStrategy) => void,
+  ) {}
 
   /**
    * Builds (or reuses) the strategy for `spec` on `model`. Options: `options` when given (a
@@ -70,6 +77,7 @@ export class StrategySelector {
     if (options) this.byOptions.set(options, s);
     else specs!.set(spec, s);
     this.all.push(s);
+    this.onCreate?.(model, s);
     return s;
   }
 

@@ -40,6 +40,8 @@ import type { LimitsGate } from './limits.ts';
 import { parseInference, type InferenceKind, type ParsedInference } from './parse.ts';
 import { readJsonObject, sendJson } from './http-json.ts';
 import { StrategySelector } from './select.ts';
+import { GatewayKvEvents } from './kv-events.ts';
+import { isKvEventSink } from '../routing/cache/kv-aware.ts';
 import { UsageStripper, UsageTap, usageFromJson, type TokenUsage } from './stream.ts';
 
 export type GatewaySettings = FleetConfig['gateway'];
@@ -134,6 +136,8 @@ export class Gateway {
   readonly log: Logger;
   readonly observed = new Map<string, ObservedLatency>();
   private readonly selector: StrategySelector;
+  /** KV-event subscriptions of the endpoints that publish them, feeding `kv-aware` / `cache-cost-kv`. */
+  readonly kvEvents: GatewayKvEvents;
   private readonly limits?: LimitsGate;
   private readonly pools = new Map<string, Pool>();
   private readonly server: Server;
@@ -161,7 +165,10 @@ export class Gateway {
     this.random = opts.random ?? Math.random;
     this.metrics = new GatewayMetrics(this.fleet, { defaultMetrics: true });
     this.log = opts.logger ?? createLogger(this.settings.logLevel).child({ component: 'gateway' });
-    this.selector = new StrategySelector(this.settings.routing);
+    this.selector = new StrategySelector(this.settings.routing, (m, s) => this.kvEvents.addStrategy(m.name, s));
+    this.kvEvents = new GatewayKvEvents(this.fleet, this.log, (model) => this.modelConsumesKvEvents(model));
+    this.kvEvents.registerMetrics(this.metrics.registry);
+    this.kvEvents.start();
     this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.dispatch(req, res));
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
@@ -180,6 +187,20 @@ export class Gateway {
       const q = this.coldWaiters.get(ep.model);
       if (q) for (const w of [...q]) w.ready();
     });
+  }
+
+  /**
+   * False only when `model`'s routing is locked to a strategy that consumes no KV events (then its
+   * endpoints' KV-event publishers are not followed); a request may otherwise name `kv-aware`.
+   */
+  private modelConsumesKvEvents(model: string): boolean {
+    const cfg = this.fleet.modelConfig(model);
+    if (!cfg?.lockedRoutingStrategy) return true;
+    try {
+      return isKvEventSink(this.selector.strategyFor(cfg, cfg.lockedRoutingStrategy));
+    } catch {
+      return false;
+    }
   }
 
   /** Connects the controllers to the request path (scale from zero, LoRA adapters); see `ControlHooks`. */
@@ -300,6 +321,7 @@ export class Gateway {
     for (const s of this.sockets) s.destroy();
     await Promise.all([...this.pools.values()].map((p) => p.destroy().catch(() => undefined)));
     this.pools.clear();
+    await this.kvEvents.close().catch(() => undefined);
     await this.limits?.close().catch(() => undefined);
     this.log.flush?.();
   }

@@ -48,6 +48,8 @@ export class ModelKvFeed implements KvEventSink {
   /** Endpoint id -> block keys it holds (GPU tier), from its events. */
   private readonly held = new Map<string, Set<number>>();
   readonly counters = new Map<string, KvFeedCounters>();
+  /** Endpoints that left: their late batches (before the unsubscribe completes) are dropped. */
+  private readonly gone = new Set<string>();
 
   private count(id: string): KvFeedCounters {
     let c = this.counters.get(id);
@@ -78,6 +80,7 @@ export class ModelKvFeed implements KvEventSink {
   }
 
   applyKvEvents(endpointId: string, batch: KvEventBatch): void {
+    if (this.gone.has(endpointId)) return;
     const c = this.count(endpointId);
     c.batches++;
     let keys = this.held.get(endpointId);
@@ -101,14 +104,24 @@ export class ModelKvFeed implements KvEventSink {
   }
 
   onKvEventGap(endpointId: string): void {
+    if (this.gone.has(endpointId)) return;
     this.count(endpointId).gaps++;
     this.held.get(endpointId)?.clear();
     for (const s of this.sinks) s.onKvEventGap(endpointId);
   }
 
-  /** The endpoint left: drop its mirror (its counters stay, they are cumulative). */
+  /** The endpoint (re)joined: accept its events. */
+  addEndpoint(endpointId: string): void {
+    this.gone.delete(endpointId);
+  }
+
+  /**
+   * The endpoint left: drop its mirror and ignore its late events (the strategies forget it through
+   * `onEndpointRemoved`); its counters stay, they are cumulative.
+   */
   removeEndpoint(endpointId: string): void {
     this.held.delete(endpointId);
+    this.gone.add(endpointId);
   }
 }
 
@@ -179,6 +192,7 @@ export class GatewayKvEvents {
     }
     const ingestor = ing;
     const feed = this.feed(ep.model);
+    feed.addEndpoint(ep.id);
     this.chain(ep.id, async () => {
       if (this.closed) return;
       await ingestor.follow({ id: ep.id, endpoint: addr.endpoint, replayEndpoint: addr.replay, topic: addr.topic }, feed);

@@ -129,6 +129,22 @@ describe('ModelKvFeed', () => {
     assert.equal(late.kvIndex.has('a', 1), false);
     assert.equal(late.kvIndex.has('b', 2), true);
   });
+
+  test('late events of an endpoint that left are dropped until it rejoins', () => {
+    const feed = new ModelKvFeed();
+    const s = new KvAwareStrategy({ speculativeTtlMs: 0 });
+    feed.addSink(s);
+    feed.applyKvEvents('a', stored([1n]));
+    feed.removeEndpoint('a');
+    s.onEndpointRemoved('a');
+    feed.applyKvEvents('a', stored([2n]));
+    assert.equal(s.kvIndex.blocksOf('a'), 0);
+    assert.equal(feed.blocksOf('a'), 0);
+    feed.addEndpoint('a');
+    feed.applyKvEvents('a', stored([3n]));
+    assert.ok(s.kvIndex.has('a', 3));
+    assert.equal(feed.blocksOf('a'), 1);
+  });
 });
 
 describe('gateway with static endpoints declaring kvEvents', () => {

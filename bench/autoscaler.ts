@@ -18,7 +18,7 @@
  * - apa: AIBrix defaults and its benchmark config: 10 s resync, 30 s window, up tolerance 0.1, down
  *   tolerance 0.2, rates 2x, scale-down cooldown 300 s.
  * - tokenflow (ours): 5 s tick, stable 60 s, panic 6 s, trend 120 s, start-up 60 s, rates 2x,
- *   headroom 0.25; three scale-down cooldowns (120, 180 and 300 s), all reported.
+ *   headroom 0.25; four scale-down cooldowns (120, 150, 180 and 300 s), all reported.
  * Reported: P50/P99 TTFT and E2E, SLO attainment (TTFT <= `--slo-ttft-ms`, default 1000, over all
  * requests; failures count as misses), replica-hours (start-up and draining included), scaling events
  * (changes of the desired count), and ratios against hpa. Writes docs/benchmarks/autoscaler.md.
@@ -77,6 +77,7 @@ const runs: { label: string; spec: Record<string, unknown> }[] = [
   { label: 'kpa', spec: { ...base, strategy: 'kpa', intervalS: 2, windows: { stableS: 60, panicS: 6 }, panicThreshold: 2, rates: { maxUp: 1000, maxDown: 2 }, tolerance: { up: 0, down: 0 }, cooldown: { upS: 0, downS: 0 } } },
   { label: 'apa', spec: { ...base, strategy: 'apa', intervalS: 10, windows: { stableS: 30, panicS: 6 }, tolerance: { up: 0.1, down: 0.2 }, rates: { maxUp: 2, maxDown: 2 }, cooldown: { upS: 0, downS: 300 } } },
   { label: 'tokenflow (down 120 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 5, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 120 } } },
+  { label: 'tokenflow (down 150 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 5, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 150 } } },
   { label: 'tokenflow (down 180 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 5, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 180 } } },
   { label: 'tokenflow (down 300 s)', spec: { ...base, strategy: 'tokenflow', intervalS: 5, windows: { stableS: 60, panicS: 6 }, cooldown: { upS: 0, downS: 300 } } },
 ];

@@ -174,31 +174,29 @@ export function parsePromText(text: string): ParsedMetrics {
   return out;
 }
 
-/** Sum of the values of every sample of a counter/gauge family (optionally filtered by labels); undefined if the family is absent or empty. */
-export function sumSamples(parsed: ParsedMetrics, name: string, match?: Record<string, string>): number | undefined {
+/** Total and count of the samples of a family that match `match` (all samples when absent). */
+function aggregate(parsed: ParsedMetrics, name: string, match?: Record<string, string>): { total: number; n: number } {
   const f = parsed.get(name);
-  if (!f) return undefined;
   let total = 0;
   let n = 0;
+  if (!f) return { total, n };
   for (const s of f.samples) {
     if (match && !Object.entries(match).every(([k, v]) => s.labels[k] === v)) continue;
     total += s.value;
     n++;
   }
+  return { total, n };
+}
+
+/** Sum of the values of every sample of a counter/gauge family (optionally filtered by labels); undefined if the family is absent or empty. */
+export function sumSamples(parsed: ParsedMetrics, name: string, match?: Record<string, string>): number | undefined {
+  const { total, n } = aggregate(parsed, name, match);
   return n > 0 ? total : undefined;
 }
 
 /** Mean of the sample values of a family (e.g. a per-engine KV usage); undefined if absent. */
 export function meanSamples(parsed: ParsedMetrics, name: string, match?: Record<string, string>): number | undefined {
-  const f = parsed.get(name);
-  if (!f) return undefined;
-  let total = 0;
-  let n = 0;
-  for (const s of f.samples) {
-    if (match && !Object.entries(match).every(([k, v]) => s.labels[k] === v)) continue;
-    total += s.value;
-    n++;
-  }
+  const { total, n } = aggregate(parsed, name, match);
   return n > 0 ? total / n : undefined;
 }
 

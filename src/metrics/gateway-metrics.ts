@@ -3,14 +3,103 @@
  * gateway instance (so several gateways can live in one test process).
  *
  * Units: latencies in seconds (Prometheus convention), tokens as counts.
- * Hot-path note: label children are cached in Maps so a request costs a few hash lookups, not a
- * prom-client label-set serialization per observation.
+ * Hot-path note: prom-client hashes the label set on every `inc`/`observe`, even through a
+ * `labels()` child. The per-request metrics (requests, decisions, tokens, TTFT/E2E/ITL) are therefore
+ * accumulated in plain per-label-set objects (a counter is a number; a histogram is bucket counts,
+ * sum and count) that the caller may keep (`requestCounter`, `e2eHistogram`, ...), and added to the
+ * prom-client metrics in their `collect()` hook, which prom-client runs before every read
+ * (`registry.metrics()`, `/metrics`, `metric.get()`). What is exposed is identical; only the time
+ * the label set is hashed moves from each request to each scrape.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FleetRegistry } from '../fleet/registry.ts';
 
 /** Latency buckets, seconds: 1 ms .. 60 s. */
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Increments of one counter label set not yet added to prom-client. */
+export class PendingCount {
+  n = 0;
+  constructor(readonly labels: Record<string, string>) {}
+  inc(v = 1): void {
+    this.n += v;
+  }
+}
+
+/**
+ * Observations of one histogram label set not yet added to prom-client: per-bucket counts
+ * (non-cumulative, as prom-client keeps them: a value goes to the first bound >= it, none above the
+ * last bound), sum and count.
+ */
+export class PendingObs {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  /** prom-client's hash key of this label set (learned once, see `flushHistogram`). */
+  key: string | undefined;
+  constructor(
+    readonly labels: Record<string, string>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Float64Array(bounds.length);
+  }
+  /** Records one value (seconds). Non-finite values are dropped (prom-client would throw). */
+  observe(v: number): void {
+    if (!Number.isFinite(v)) return;
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]!) {
+        this.counts[i]!++;
+        break;
+      }
+    }
+    this.sum += v;
+    this.count++;
+  }
+}
+
+type HistEntry = { bucketValues: Record<string, number>; sum: number; count: number };
+
+/**
+ * Adds pending observations into prom-client's histogram state. prom-client has no public API
+ * to add pre-bucketed counts, so this writes its per-label-set entry (`hashMap[key]`: non-cumulative
+ * `bucketValues` by upper bound, `sum`, `count`; prom-client 15 `lib/histogram.js`). The key is
+ * learned by creating the entry with the public `zero(labels)` the first time.
+ */
+function flushHistogram(h: Histogram<string>, pending: Iterable<PendingObs>, bounds: readonly number[]): void {
+  const map = (h as unknown as { hashMap: Record<string, HistEntry> }).hashMap;
+  for (const p of pending) {
+    if (p.count === 0) continue;
+    let e = p.key !== undefined ? map[p.key] : undefined;
+    if (!e) {
+      const before = new Set(Object.keys(map));
+      h.zero(p.labels);
+      for (const k of Object.keys(map)) if (!before.has(k)) p.key = k;
+      e = p.key !== undefined ? map[p.key] : undefined;
+      if (!e) throw new Error('prom-client histogram internals changed: cannot flush pending observations');
+    }
+    for (let i = 0; i < bounds.length; i++) {
+      const c = p.counts[i]!;
+      if (c) {
+        e.bucketValues[bounds[i]!] = (e.bucketValues[bounds[i]!] ?? 0) + c;
+        p.counts[i] = 0;
+      }
+    }
+    e.sum += p.sum;
+    e.count += p.count;
+    p.sum = 0;
+    p.count = 0;
+  }
+}
+
+function flushCounter(c: Counter<string>, pending: Iterable<PendingCount>): void {
+  for (const p of pending) {
+    if (p.n) {
+      c.inc(p.labels, p.n);
+      p.n = 0;
+    }
+  }
+}
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -26,19 +115,34 @@ export class GatewayMetrics {
   readonly inflight: Gauge<'endpoint'>;
   readonly endpointStale: Gauge<'endpoint' | 'model'>;
   readonly endpointReady: Gauge<'endpoint' | 'model'>;
-  private readonly cache = new Map<string, { inc(v?: number): void } | { observe(v: number): void }>();
+  private readonly counts = new Map<string, PendingCount>();
+  private readonly obs = new Map<string, PendingObs>();
+  /** Pending label sets per metric, flushed by that metric's `collect()`. */
+  private readonly pendingRequests: PendingCount[] = [];
+  private readonly pendingDecisions: PendingCount[] = [];
+  private readonly pendingTokens: PendingCount[] = [];
+  private readonly pendingTtft: PendingObs[] = [];
+  private readonly pendingE2e: PendingObs[] = [];
+  private readonly pendingItl: PendingObs[] = [];
 
   constructor(fleet?: FleetRegistry, opts: { defaultMetrics?: boolean } = {}) {
     const r = this.registry;
-    this.requests = new Counter({ name: 'inferplane_requests_total', help: 'Requests answered by the gateway, by model, endpoint and HTTP status.', labelNames: ['model', 'endpoint', 'status'], registers: [r] });
-    this.ttft = new Histogram({ name: 'inferplane_ttft_seconds', help: 'Time to first byte of the upstream response body (first token when streaming), seconds, as measured by the gateway.', labelNames: ['model', 'endpoint'], buckets: LATENCY_BUCKETS_S, registers: [r] });
-    this.e2e = new Histogram({ name: 'inferplane_e2e_seconds', help: 'End-to-end request latency at the gateway, seconds.', labelNames: ['model', 'endpoint'], buckets: LATENCY_BUCKETS_S, registers: [r] });
-    this.itl = new Histogram({ name: 'inferplane_itl_seconds', help: 'Mean inter-chunk latency of a streamed response, seconds.', labelNames: ['model', 'endpoint'], buckets: LATENCY_BUCKETS_S, registers: [r] });
+    const pr = this.pendingRequests;
+    const pd = this.pendingDecisions;
+    const pt = this.pendingTokens;
+    const pttft = this.pendingTtft;
+    const pe2e = this.pendingE2e;
+    const pitl = this.pendingItl;
+    const B = LATENCY_BUCKETS_S;
+    this.requests = new Counter({ name: 'inferplane_requests_total', help: 'Requests answered by the gateway, by model, endpoint and HTTP status.', labelNames: ['model', 'endpoint', 'status'], registers: [r], collect() { flushCounter(this, pr); } });
+    this.ttft = new Histogram({ name: 'inferplane_ttft_seconds', help: 'Time to first byte of the upstream response body (first token when streaming), seconds, as measured by the gateway.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r], collect() { flushHistogram(this, pttft, B); } });
+    this.e2e = new Histogram({ name: 'inferplane_e2e_seconds', help: 'End-to-end request latency at the gateway, seconds.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r], collect() { flushHistogram(this, pe2e, B); } });
+    this.itl = new Histogram({ name: 'inferplane_itl_seconds', help: 'Mean inter-chunk latency of a streamed response, seconds.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r], collect() { flushHistogram(this, pitl, B); } });
     this.upstreamErrors = new Counter({ name: 'inferplane_upstream_errors_total', help: 'Upstream failures by endpoint and kind (connect, timeout, status_5xx, aborted).', labelNames: ['endpoint', 'kind'], registers: [r] });
     this.retries = new Counter({ name: 'inferplane_retries_total', help: 'Requests re-sent to another endpoint before any byte reached the client.', labelNames: ['model'], registers: [r] });
-    this.decisions = new Counter({ name: 'inferplane_routing_decisions_total', help: 'Routing decisions by model, strategy and chosen endpoint.', labelNames: ['model', 'strategy', 'endpoint'], registers: [r] });
+    this.decisions = new Counter({ name: 'inferplane_routing_decisions_total', help: 'Routing decisions by model, strategy and chosen endpoint.', labelNames: ['model', 'strategy', 'endpoint'], registers: [r], collect() { flushCounter(this, pd); } });
     this.limitRejections = new Counter({ name: 'inferplane_limit_rejections_total', help: 'Requests rejected with 429, by limit (rpm, tpm, model_rps).', labelNames: ['limit'], registers: [r] });
-    this.tokens = new Counter({ name: 'inferplane_tokens_total', help: 'Tokens from upstream usage, by model and kind (prompt, completion).', labelNames: ['model', 'kind'], registers: [r] });
+    this.tokens = new Counter({ name: 'inferplane_tokens_total', help: 'Tokens from upstream usage, by model and kind (prompt, completion).', labelNames: ['model', 'kind'], registers: [r], collect() { flushCounter(this, pt); } });
     const fleetRef = fleet;
     // Endpoint gauges are computed at scrape time from the registry (no hot-path cost).
     this.inflight = new Gauge({
@@ -74,29 +178,60 @@ export class GatewayMetrics {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: r, prefix: 'inferplane_process_' });
   }
 
-  private child<T>(key: string, make: () => T): T {
-    let c = this.cache.get(key) as T | undefined;
-    if (!c) {
-      c = make();
-      this.cache.set(key, c as never);
-    }
+  /** The pending counter of one label set (created once, then kept; callers may keep it too). */
+  private newCount(key: string, list: PendingCount[], labels: Record<string, string>): PendingCount {
+    const c = new PendingCount(labels);
+    this.counts.set(key, c);
+    list.push(c);
     return c;
+  }
+  private newHist(key: string, list: PendingObs[], labels: Record<string, string>): PendingObs {
+    const h = new PendingObs(labels, LATENCY_BUCKETS_S);
+    this.obs.set(key, h);
+    list.push(h);
+    return h;
+  }
+
+  /** `inferplane_requests_total{model,endpoint,status}`: the accumulator to `inc()` (keep it to skip the lookup). */
+  requestCounter(model: string, endpoint: string, status: number): PendingCount {
+    let k: string;
+    return (this.counts.get((k = `r\0${model}\0${endpoint}\0${status}`)) ?? this.newCount(k, this.pendingRequests, { model, endpoint, status: String(status) }));
+  }
+  /** `inferplane_routing_decisions_total{model,strategy,endpoint}` accumulator. */
+  decisionCounter(model: string, strategy: string, endpoint: string): PendingCount {
+    let k: string;
+    return (this.counts.get((k = `d\0${model}\0${strategy}\0${endpoint}`)) ?? this.newCount(k, this.pendingDecisions, { model, strategy, endpoint }));
+  }
+  /** `inferplane_ttft_seconds{model,endpoint}` accumulator (observe seconds). */
+  ttftHistogram(model: string, endpoint: string): PendingObs {
+    let k: string;
+    return (this.obs.get((k = `t\0${model}\0${endpoint}`)) ?? this.newHist(k, this.pendingTtft, { model, endpoint }));
+  }
+  /** `inferplane_e2e_seconds{model,endpoint}` accumulator (observe seconds). */
+  e2eHistogram(model: string, endpoint: string): PendingObs {
+    let k: string;
+    return (this.obs.get((k = `e\0${model}\0${endpoint}`)) ?? this.newHist(k, this.pendingE2e, { model, endpoint }));
+  }
+  /** `inferplane_itl_seconds{model,endpoint}` accumulator (observe seconds). */
+  itlHistogram(model: string, endpoint: string): PendingObs {
+    let k: string;
+    return (this.obs.get((k = `i\0${model}\0${endpoint}`)) ?? this.newHist(k, this.pendingItl, { model, endpoint }));
   }
 
   countRequest(model: string, endpoint: string, status: number): void {
-    this.child(`r\0${model}\0${endpoint}\0${status}`, () => this.requests.labels(model, endpoint, String(status))).inc();
+    this.requestCounter(model, endpoint, status).inc();
   }
   observeTtft(model: string, endpoint: string, seconds: number): void {
-    this.child(`t\0${model}\0${endpoint}`, () => this.ttft.labels(model, endpoint)).observe(seconds);
+    this.ttftHistogram(model, endpoint).observe(seconds);
   }
   observeE2e(model: string, endpoint: string, seconds: number): void {
-    this.child(`e\0${model}\0${endpoint}`, () => this.e2e.labels(model, endpoint)).observe(seconds);
+    this.e2eHistogram(model, endpoint).observe(seconds);
   }
   observeItl(model: string, endpoint: string, seconds: number): void {
-    this.child(`i\0${model}\0${endpoint}`, () => this.itl.labels(model, endpoint)).observe(seconds);
+    this.itlHistogram(model, endpoint).observe(seconds);
   }
   countDecision(model: string, strategy: string, endpoint: string): void {
-    this.child(`d\0${model}\0${strategy}\0${endpoint}`, () => this.decisions.labels(model, strategy, endpoint)).inc();
+    this.decisionCounter(model, strategy, endpoint).inc();
   }
   countUpstreamError(endpoint: string, kind: string): void {
     this.upstreamErrors.labels(endpoint, kind).inc();
@@ -108,8 +243,9 @@ export class GatewayMetrics {
     this.limitRejections.labels(limit).inc();
   }
   countTokens(model: string, prompt: number, completion: number): void {
-    if (prompt) this.child(`p\0${model}`, () => this.tokens.labels(model, 'prompt')).inc(prompt);
-    if (completion) this.child(`c\0${model}`, () => this.tokens.labels(model, 'completion')).inc(completion);
+    let k: string;
+    if (prompt) (this.counts.get((k = `p\0${model}`)) ?? this.newCount(k, this.pendingTokens, { model, kind: 'prompt' })).inc(prompt);
+    if (completion) (this.counts.get((k = `c\0${model}`)) ?? this.newCount(k, this.pendingTokens, { model, kind: 'completion' })).inc(completion);
   }
 
   /** Prometheus text exposition. */

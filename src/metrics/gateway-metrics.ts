@@ -115,8 +115,6 @@ export class GatewayMetrics {
   readonly inflight: Gauge<'endpoint'>;
   readonly endpointStale: Gauge<'endpoint' | 'model'>;
   readonly endpointReady: Gauge<'endpoint' | 'model'>;
-  private readonly counts = new Map<string, PendingCount>();
-  private readonly obs = new Map<string, PendingObs>();
   /** Pending label sets per metric, flushed by that metric's `collect()`. */
   private readonly pendingRequests: PendingCount[] = [];
   private readonly pendingDecisions: PendingCount[] = [];
@@ -179,43 +177,47 @@ export class GatewayMetrics {
   }
 
   /** The pending counter of one label set (created once, then kept; callers may keep it too). */
-  private newCount(key: string, list: PendingCount[], labels: Record<string, string>): PendingCount {
-    const c = new PendingCount(labels);
-    this.counts.set(key, c);
-    list.push(c);
-    return c;
+  /**
+   * The accumulator at `root[k1][k2][k3]` (nested Maps keyed by the caller's own strings, whose hashes
+   * V8 caches: no key string is built per request), created with `make` and listed in `list` once.
+   */
+  private static leaf<T>(root: Map<unknown, unknown>, k1: unknown, k2: unknown, k3: unknown, list: T[], make: () => T): T {
+    let m1 = root.get(k1) as Map<unknown, unknown> | undefined;
+    if (!m1) root.set(k1, (m1 = new Map()));
+    let m2 = m1.get(k2) as Map<unknown, T> | undefined;
+    if (!m2) m1.set(k2, (m2 = new Map()));
+    let v = m2.get(k3);
+    if (!v) {
+      v = make();
+      m2.set(k3, v);
+      list.push(v);
+    }
+    return v;
   }
-  private newHist(key: string, list: PendingObs[], labels: Record<string, string>): PendingObs {
-    const h = new PendingObs(labels, LATENCY_BUCKETS_S);
-    this.obs.set(key, h);
-    list.push(h);
-    return h;
-  }
+  private readonly byRequests = new Map<unknown, unknown>();
+  private readonly byDecisions = new Map<unknown, unknown>();
+  private readonly byObs = new Map<unknown, unknown>();
+  private readonly byTokens = new Map<unknown, unknown>();
 
-  /** `inferplane_requests_total{model,endpoint,status}`: the accumulator to `inc()` (keep it to skip the lookup). */
+  /** `inferplane_requests_total{model,endpoint,status}`: the accumulator to `inc()`. */
   requestCounter(model: string, endpoint: string, status: number): PendingCount {
-    let k: string;
-    return (this.counts.get((k = `r\0${model}\0${endpoint}\0${status}`)) ?? this.newCount(k, this.pendingRequests, { model, endpoint, status: String(status) }));
+    return GatewayMetrics.leaf(this.byRequests, model, endpoint, status, this.pendingRequests, () => new PendingCount({ model, endpoint, status: String(status) }));
   }
   /** `inferplane_routing_decisions_total{model,strategy,endpoint}` accumulator. */
   decisionCounter(model: string, strategy: string, endpoint: string): PendingCount {
-    let k: string;
-    return (this.counts.get((k = `d\0${model}\0${strategy}\0${endpoint}`)) ?? this.newCount(k, this.pendingDecisions, { model, strategy, endpoint }));
+    return GatewayMetrics.leaf(this.byDecisions, model, strategy, endpoint, this.pendingDecisions, () => new PendingCount({ model, strategy, endpoint }));
   }
   /** `inferplane_ttft_seconds{model,endpoint}` accumulator (observe seconds). */
   ttftHistogram(model: string, endpoint: string): PendingObs {
-    let k: string;
-    return (this.obs.get((k = `t\0${model}\0${endpoint}`)) ?? this.newHist(k, this.pendingTtft, { model, endpoint }));
+    return GatewayMetrics.leaf(this.byObs, 't', model, endpoint, this.pendingTtft, () => new PendingObs({ model, endpoint }, LATENCY_BUCKETS_S));
   }
   /** `inferplane_e2e_seconds{model,endpoint}` accumulator (observe seconds). */
   e2eHistogram(model: string, endpoint: string): PendingObs {
-    let k: string;
-    return (this.obs.get((k = `e\0${model}\0${endpoint}`)) ?? this.newHist(k, this.pendingE2e, { model, endpoint }));
+    return GatewayMetrics.leaf(this.byObs, 'e', model, endpoint, this.pendingE2e, () => new PendingObs({ model, endpoint }, LATENCY_BUCKETS_S));
   }
   /** `inferplane_itl_seconds{model,endpoint}` accumulator (observe seconds). */
   itlHistogram(model: string, endpoint: string): PendingObs {
-    let k: string;
-    return (this.obs.get((k = `i\0${model}\0${endpoint}`)) ?? this.newHist(k, this.pendingItl, { model, endpoint }));
+    return GatewayMetrics.leaf(this.byObs, 'i', model, endpoint, this.pendingItl, () => new PendingObs({ model, endpoint }, LATENCY_BUCKETS_S));
   }
 
   countRequest(model: string, endpoint: string, status: number): void {
@@ -243,9 +245,8 @@ export class GatewayMetrics {
     this.limitRejections.labels(limit).inc();
   }
   countTokens(model: string, prompt: number, completion: number): void {
-    let k: string;
-    if (prompt) (this.counts.get((k = `p\0${model}`)) ?? this.newCount(k, this.pendingTokens, { model, kind: 'prompt' })).inc(prompt);
-    if (completion) (this.counts.get((k = `c\0${model}`)) ?? this.newCount(k, this.pendingTokens, { model, kind: 'completion' })).inc(completion);
+    if (prompt) GatewayMetrics.leaf(this.byTokens, model, 'prompt', 0, this.pendingTokens, () => new PendingCount({ model, kind: 'prompt' })).inc(prompt);
+    if (completion) GatewayMetrics.leaf(this.byTokens, model, 'completion', 0, this.pendingTokens, () => new PendingCount({ model, kind: 'completion' })).inc(completion);
   }
 
   /** Prometheus text exposition. */

@@ -24,8 +24,8 @@ export interface ParsedInference {
   maxTokens?: number;
   /** Prompt length estimate, tokens (chars / 4, at least 1). */
   promptLengthEstimate: number;
-  /** Memoized exact prompt token ids. */
-  promptTokens: () => readonly number[];
+  /** Memoized exact prompt token ids (call as a method: `parsed.promptTokens()`). */
+  promptTokens(): readonly number[];
 }
 
 function textOfContent(c: unknown): string {
@@ -62,7 +62,6 @@ export function parseInference(kind: InferenceKind, raw: Buffer): ParsedInferenc
     throw badRequest('max_tokens must be a non-negative integer', b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens');
   }
   let chars = 0;
-  let text: () => string;
   if (kind === 'chat') {
     const msgs = b.messages;
     if (!Array.isArray(msgs) || msgs.length === 0) throw badRequest('messages must be a non-empty array', 'messages');
@@ -71,7 +70,6 @@ export function parseInference(kind: InferenceKind, raw: Buffer): ParsedInferenc
       if (!m || typeof m !== 'object' || typeof m.role !== 'string') throw badRequest('each message needs a string role', `messages.${i}.role`);
       chars += textOfContent(m.content).length;
     }
-    text = () => renderChat(msgs as ChatMessage[]);
   } else if (kind === 'completion') {
     const p = b.prompt;
     if (p === undefined || p === null) throw badRequest('you must provide a prompt', 'prompt', 'missing_prompt');
@@ -80,26 +78,39 @@ export function parseInference(kind: InferenceKind, raw: Buffer): ParsedInferenc
       // string[], number[] or number[][]
       for (const x of p) chars += typeof x === 'string' ? x.length : Array.isArray(x) ? x.length * 4 : 4;
     } else throw badRequest('prompt must be a string or an array', 'prompt');
-    text = () => (typeof p === 'string' ? p : Array.isArray(p) && typeof p[0] === 'string' ? (p as string[]).join('') : '');
   } else if (kind === 'embedding') {
     const inp = b.input;
     if (inp === undefined || inp === null || (Array.isArray(inp) && inp.length === 0) || inp === '') throw badRequest('you must provide a non-empty input', 'input', 'missing_input');
     if (typeof inp === 'string') chars = inp.length;
     else if (Array.isArray(inp)) for (const x of inp) chars += typeof x === 'string' ? x.length : Array.isArray(x) ? x.length * 4 : 4;
-    text = () => (typeof inp === 'string' ? inp : '');
-  } else {
-    text = () => '';
   }
-  let memo: readonly number[] | undefined;
-  const model = b.model;
-  return {
-    kind,
-    body: b,
-    model,
-    stream,
-    includeUsage,
-    maxTokens: typeof mt === 'number' ? mt : undefined,
-    promptLengthEstimate: Math.max(1, Math.ceil(chars / 4)),
-    promptTokens: () => (memo ??= tokenizerFor(model).encode(text())),
-  };
+  return new Parsed(kind, b, b.model, stream, includeUsage, typeof mt === 'number' ? mt : undefined, Math.max(1, Math.ceil(chars / 4)));
+}
+
+/** The text whose tokens are the prompt (chat rendered with the Llama 3 template). */
+function promptText(kind: InferenceKind, b: Record<string, unknown>): string {
+  if (kind === 'chat') return renderChat(b.messages as ChatMessage[]);
+  if (kind === 'completion') {
+    const p = b.prompt;
+    return typeof p === 'string' ? p : Array.isArray(p) && typeof p[0] === 'string' ? (p as string[]).join('') : '';
+  }
+  if (kind === 'embedding') return typeof b.input === 'string' ? b.input : '';
+  return '';
+}
+
+/** `ParsedInference` as a class: `promptTokens` is a prototype method (no closures per request). */
+class Parsed implements ParsedInference {
+  private memo: readonly number[] | undefined;
+  constructor(
+    readonly kind: InferenceKind,
+    readonly body: Record<string, unknown>,
+    readonly model: string,
+    readonly stream: boolean,
+    readonly includeUsage: boolean,
+    readonly maxTokens: number | undefined,
+    readonly promptLengthEstimate: number,
+  ) {}
+  promptTokens(): readonly number[] {
+    return (this.memo ??= tokenizerFor(this.model).encode(promptText(this.kind, this.body)));
+  }
 }

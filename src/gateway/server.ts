@@ -100,6 +100,8 @@ export interface ObservedLatency {
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'content-length']);
+/** Bound on the cached per-combination request loggers (model names come from clients). */
+const MAX_REQUEST_LOGGERS = 10_000;
 const KIND_BY_PATH: Record<string, InferenceKind> = {
   '/v1/chat/completions': 'chat',
   '/v1/completions': 'completion',
@@ -151,6 +153,9 @@ export class Gateway {
   /** Requests and tokens (prompt estimate + max_tokens) routed per model since the last `takeArrivals`. */
   private readonly arrivals = new Map<string, { requests: number; tokens: number }>();
   private inflight = 0;
+  /** Child loggers by endpoint, model, strategy, key name, path (see `requestLogger`). */
+  private readonly requestLoggers = new Map<string, Map<string, Map<string, Map<string, Map<string, Logger>>>>>();
+  private requestLoggerCount = 0;
   private idleWaiters: (() => void)[] = [];
   private control?: ControlHooks;
   /** Requests held per model while it starts from zero replicas (bounded by `settings.coldStartQueue`). */
@@ -485,19 +490,16 @@ export class Gateway {
       if (resolved.adapter) only = await this.adapterEndpoints(resolved.model, resolved.adapter);
       const sid = hdr['x-session-id'];
       const uid = hdr['x-user-id'];
-      const rreq: RoutingRequest = {
-        id: requestId,
-        model: parsed.model,
-        baseModel: resolved.model,
-        adapter: resolved.adapter,
-        promptTokens: parsed.promptTokens,
-        promptLength: parsed.promptLengthEstimate,
-        maxTokens: parsed.maxTokens,
-        sessionId: typeof sid === 'string' && sid ? sid : undefined,
-        userId: typeof uid === 'string' && uid ? uid : key?.name,
-        headers: hdr as Readonly<Record<string, string>>,
-        arrivalMs: t0,
-      };
+      const rreq: RoutingRequest = new GatewayRoutingRequest(
+        requestId,
+        parsed,
+        resolved.model,
+        resolved.adapter,
+        typeof sid === 'string' && sid ? sid : undefined,
+        typeof uid === 'string' && uid ? uid : key?.name,
+        hdr as Readonly<Record<string, string>>,
+        t0,
+      );
       const arr = this.arrivals.get(resolved.model);
       const arrTokens = parsed.promptLengthEstimate + (parsed.maxTokens ?? 0);
       if (arr) (arr.requests++, (arr.tokens += arrTokens));
@@ -547,25 +549,32 @@ export class Gateway {
       const e2eMs = this.now() - t0;
       this.metrics.countRequest(modelName || '-', endpointId || '-', status);
       if (endpointId) this.metrics.observeE2e(modelName, endpointId, e2eMs / 1000);
-      this.log.info(
-        {
-          requestId,
-          path,
-          model: modelName,
-          key: keyName,
-          status,
-          code: errCode ?? undefined,
-          endpoint: endpointId || undefined,
-          strategy: strategyName || undefined,
-          reason: reason || undefined,
-          attempts,
-          ttftMs,
-          e2eMs,
-          promptTokens: usage?.promptTokens,
-          completionTokens: usage?.completionTokens,
-        },
-        'request',
-      );
+      const rlog = endpointId && errCode === null ? this.requestLogger(path, modelName, keyName, endpointId, strategyName) : undefined;
+      if (rlog) {
+        // Routed and answered: path, model, key, endpoint and strategy are the child logger's
+        // pre-serialized bindings; only what varies per request is serialized here.
+        rlog.info({ requestId, status, reason: reason || undefined, attempts, ttftMs, e2eMs, promptTokens: usage?.promptTokens, completionTokens: usage?.completionTokens }, 'request');
+      } else {
+        this.log.info(
+          {
+            requestId,
+            path,
+            model: modelName,
+            key: keyName,
+            status,
+            code: errCode ?? undefined,
+            endpoint: endpointId || undefined,
+            strategy: strategyName || undefined,
+            reason: reason || undefined,
+            attempts,
+            ttftMs,
+            e2eMs,
+            promptTokens: usage?.promptTokens,
+            completionTokens: usage?.completionTokens,
+          },
+          'request',
+        );
+      }
       this.inflight--;
       if (this.inflight === 0 && this.idleWaiters.length) {
         const w = this.idleWaiters;
@@ -573,6 +582,30 @@ export class Gateway {
         w.forEach((f) => f());
       }
     }
+  }
+
+  /**
+   * The child logger carrying `{path, model, key, endpoint, strategy}` for one combination (pino
+   * serializes a child's bindings once). Kept per combination, at most `MAX_REQUEST_LOGGERS`; beyond
+   * that undefined (the caller logs the full object).
+   */
+  private requestLogger(path: string, model: string, key: string | undefined, endpoint: string, strategy: string): Logger | undefined {
+    let a = this.requestLoggers.get(endpoint);
+    if (!a) this.requestLoggers.set(endpoint, (a = new Map()));
+    let b = a.get(model);
+    if (!b) a.set(model, (b = new Map()));
+    let c = b.get(strategy);
+    if (!c) b.set(strategy, (c = new Map()));
+    const k = key ?? '';
+    let d = c.get(k);
+    if (!d) c.set(k, (d = new Map()));
+    let l = d.get(path);
+    if (!l) {
+      if (this.requestLoggerCount >= MAX_REQUEST_LOGGERS) return undefined;
+      this.requestLoggerCount++;
+      d.set(path, (l = this.log.child({ path, model, key, endpoint, strategy })));
+    }
+    return l;
   }
 
   private async proxy(
@@ -805,6 +838,33 @@ export class Gateway {
   }
 }
 
+/**
+ * The `RoutingRequest` of one gateway request: a class so that `promptTokens` is a prototype method
+ * delegating to the parsed body (no closure per request on the hot path).
+ */
+class GatewayRoutingRequest implements RoutingRequest {
+  readonly model: string;
+  readonly promptLength: number;
+  readonly maxTokens: number | undefined;
+  constructor(
+    readonly id: string,
+    private readonly parsed: ParsedInference,
+    readonly baseModel: string,
+    readonly adapter: string | undefined,
+    readonly sessionId: string | undefined,
+    readonly userId: string | undefined,
+    readonly headers: Readonly<Record<string, string>>,
+    readonly arrivalMs: number,
+  ) {
+    this.model = parsed.model;
+    this.promptLength = parsed.promptLengthEstimate;
+    this.maxTokens = parsed.maxTokens;
+  }
+  promptTokens(): readonly number[] {
+    return this.parsed.promptTokens();
+  }
+}
+
 /** What `Gateway.exchange` needs from the request. */
 interface ExchangeRequest {
   path: string;
@@ -873,13 +933,14 @@ class UpstreamHandler {
     const out: Record<string, string | string[]> = {};
     if (raw) {
       for (let i = 0; i + 1 < raw.length; i += 2) {
-        const k = raw[i]!.toString().toLowerCase();
+        // latin1: header bytes pass through unchanged (node:http writes header strings as latin1).
+        const k = raw[i]!.toString('latin1').toLowerCase();
         if (k === 'content-length') {
-          if (!p.strip) out[k] = raw[i + 1]!.toString(); // the stripped stream is shorter
+          if (!p.strip) out[k] = raw[i + 1]!.toString('latin1'); // the stripped stream is shorter
           continue;
         }
         if (HOP_BY_HOP.has(k)) continue;
-        const v = raw[i + 1]!.toString();
+        const v = raw[i + 1]!.toString('latin1');
         const prev = out[k];
         out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
       }

@@ -38,12 +38,15 @@ export function toTokenUsage(u: unknown): TokenUsage | undefined {
   };
 }
 
+/** The needle, encoded once (a string needle is encoded on every search). */
+const USAGE_KEY = Buffer.from('"usage"');
+
 /**
  * Reads `usage` from a complete JSON response body; undefined when absent or not JSON.
  * Parses only the `usage` object (located by a byte search and brace matching), not the whole body.
  */
 export function usageFromJson(buf: Buffer): TokenUsage | undefined {
-  const i = buf.lastIndexOf('"usage"');
+  const i = buf.lastIndexOf(USAGE_KEY);
   if (i < 0) return undefined;
   const start = buf.indexOf(123 /* { */, i + 7);
   if (start < 0) return undefined;

@@ -220,3 +220,27 @@ test('tokenflow: scales down once, after the cooldown window, to the level it al
   // demand: KV total 6*0.2=1.2 -> 1.2/0.7*1.1 -> 2; tokens 600*1.1/500 -> 2. One step 6 -> 3 (rate /2), then 3 -> 2.
   assert.deepEqual(decisions, [3, 2]);
 });
+
+test('tokenflow: the planning headroom sets how far below the known capacity the fleet is planned (fake clock)', () => {
+  // 4 ready replicas, 4800 tok/s arriving steadily (no trend), capacity 1000 tok/s per replica, KV low.
+  // plan = 4800 (1 + headroom) / 1000; up when plan > 4 (1 + 0.1); target ceil(plan x 1.1), at most 2 x 4.
+  const decide = (headroom: number) => {
+    const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.7, forecast: { tokensPerReplicaS: 1000, headroom } });
+    const col = new MetricCollector(200);
+    for (let t = 0; t < 130; t++) col.observe({ nowMs: t * 1000, replicas: replicas(4, 0.2), arrivedRequests: 4, arrivedTokens: 4800 });
+    return tokenflow.recommend({ nowMs: 129_000, spec: s, currentReplicas: 4, readyReplicas: 4, metrics: col }, tokenflow.init()).rec;
+  };
+  const h25 = decide(0.25); // plan 6 -> ceil(6.6) = 7
+  assert.equal(h25.desired, 7);
+  assert.match(h25.reason, /-> plan 6\b/);
+  const h10 = decide(0.1); // plan 5.28 -> ceil(5.81) = 6
+  assert.equal(h10.desired, 6);
+  assert.match(h10.reason, /-> plan 5\.28\b/);
+  const h0 = decide(0); // plan 4.8 > 4.4 -> ceil(5.28) = 6
+  assert.equal(h0.desired, 6);
+  // 4000 tok/s with headroom 0.1: plan 4.4, not above 4 x 1.1: hold 4.
+  const s = spec({ strategy: 'tokenflow', metric: 'kvCacheUsage', target: 0.7, forecast: { tokensPerReplicaS: 1000, headroom: 0.1 } });
+  const col = new MetricCollector(200);
+  for (let t = 0; t < 130; t++) col.observe({ nowMs: t * 1000, replicas: replicas(4, 0.2), arrivedRequests: 4, arrivedTokens: 4000 });
+  assert.equal(tokenflow.recommend({ nowMs: 129_000, spec: s, currentReplicas: 4, readyReplicas: 4, metrics: col }, tokenflow.init()).rec.desired, 4);
+});

@@ -21,7 +21,6 @@
  * bodies replaced (§1.4; we pass them through), single-candidate shortcut that skips the router
  * (§1.3; we always route, so session headers and stateful strategies see every request).
  */
-import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
@@ -144,8 +143,8 @@ export class Gateway {
   private readonly pools = new Map<string, Pool>();
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
-  /** Abort emitters of requests in flight upstream (undici accepts an EventEmitter as `signal`; cheaper than AbortController). */
-  private readonly active = new Set<EventEmitter>();
+  /** Abort handles of requests in flight upstream (aborted by drain and by a client disconnect). */
+  private readonly active = new Set<RequestAbort>();
   private readonly now: () => number;
   private readonly random: () => number;
   private draining = false;
@@ -314,7 +313,7 @@ export class Gateway {
       });
     }
     const aborted = this.active.size;
-    for (const ac of this.active) ac.emit('abort');
+    for (const ac of this.active) ac.abort();
     await this.close();
     return aborted;
   }
@@ -629,15 +628,9 @@ export class Gateway {
     const strategy = p.sel.strategy;
     const baseModel = p.rreq.baseModel;
     const tried: string[] = [];
-    const ac = new EventEmitter();
+    const ac = new RequestAbort(res);
     this.active.add(ac);
-    let clientGone = false;
-    const onClose = () => {
-      if (!res.writableFinished) {
-        clientGone = true;
-        ac.emit('abort');
-      }
-    };
+    const onClose = ac.onClose;
     res.on('close', onClose);
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': p.requestId };
     if (p.model.upstreamApiKey) headers.authorization = `Bearer ${p.model.upstreamApiKey}`;
@@ -674,9 +667,9 @@ export class Gateway {
         let usage: TokenUsage | undefined;
         try {
           const canRetry5xx = attempt < this.settings.maxAttempts && this.candidates(baseModel, p.only).some((e) => !tried.includes(e.id));
-          const out = await this.exchange(res, ep, ac, () => clientGone, headers, p, decision.headers, canRetry5xx, () => strategy.onFirstToken?.(p.rreq, ep, ctx));
+          const out = await this.exchange(res, ep, ac, headers, p, decision.headers, canRetry5xx, strategy, ctx);
           if (out.kind === 'error') {
-            if (clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
+            if (ac.clientGone) throw new ApiError(499, 'client closed the request', 'api_error', 'client_closed');
             const kind = classify(out.err);
             this.metrics.countUpstreamError(ep.id, kind);
             if (kind === 'timeout') throw E.upstreamTimeout(ep.id, this.settings.upstreamTimeoutMs);
@@ -693,10 +686,10 @@ export class Gateway {
           usage = out.usage;
           if (out.kind === 'broken') {
             // Failure after the response started (mid-stream): nothing can be retried.
-            const kind = clientGone ? 'aborted' : classify(out.err);
+            const kind = ac.clientGone ? 'aborted' : classify(out.err);
             this.metrics.countUpstreamError(ep.id, kind);
             res.destroy();
-            return { status: clientGone ? 499 : 502, endpoint: ep.id, reason: `${decision.reason}; stream broken (${kind})`, attempts: attempt, usage };
+            return { status: ac.clientGone ? 499 : 502, endpoint: ep.id, reason: `${decision.reason}; stream broken (${kind})`, attempts: attempt, usage };
           }
           const ttft = out.chunks > 0 ? out.firstMs - sendMs : undefined;
           if (ttft !== undefined) {
@@ -765,16 +758,16 @@ export class Gateway {
   private exchange(
     res: ServerResponse,
     ep: EndpointState,
-    abortSignal: EventEmitter,
-    clientGone: () => boolean,
+    ac: RequestAbort,
     headers: Record<string, string>,
     p: ExchangeRequest,
     extraHeaders: Record<string, string> | undefined,
     canRetry5xx: boolean,
-    onFirst: () => void,
+    strategy: RoutingStrategy,
+    ctx: RoutingContext,
   ): Promise<Exchange> {
     return new Promise<Exchange>((resolve) => {
-      const h = new UpstreamHandler(res, ep, abortSignal, clientGone, p, extraHeaders, canRetry5xx, onFirst, this.now, resolve);
+      const h = new UpstreamHandler(res, ep, ac, p, extraHeaders, canRetry5xx, strategy, ctx, this.now, resolve);
       this.pool(ep).dispatch({ path: p.path, method: 'POST', headers, body: p.body }, h);
     });
   }
@@ -865,9 +858,38 @@ class GatewayRoutingRequest implements RoutingRequest {
   }
 }
 
+/**
+ * Abort handle of one proxied request: aborted by the client disconnecting (`onClose`, registered on
+ * the response's `close`) or by drain (`abort()`); aborts the upstream exchange in flight, if any.
+ * One object per request instead of an EventEmitter plus closures.
+ */
+class RequestAbort {
+  /** The client went away before the response finished. */
+  clientGone = false;
+  aborted = false;
+  /** The exchange in flight (set by `UpstreamHandler`, cleared when it settles). */
+  handler: UpstreamHandler | null = null;
+  /** Listener for the response's `close` (bound once per request). */
+  readonly onClose: () => void;
+  constructor(private readonly res: ServerResponse) {
+    this.onClose = this.closed.bind(this);
+  }
+  private closed(): void {
+    if (!this.res.writableFinished) {
+      this.clientGone = true;
+      this.abort();
+    }
+  }
+  abort(): void {
+    this.aborted = true;
+    this.handler?.abortFn?.(new undiciErrors.RequestAbortedError());
+  }
+}
+
 /** What `Gateway.exchange` needs from the request. */
 interface ExchangeRequest {
   path: string;
+  rreq: RoutingRequest;
   requestId: string;
   sel: { spec: string; profile?: string };
   parsed: ParsedInference;
@@ -891,35 +913,35 @@ class UpstreamHandler {
   private firstMs = 0;
   private lastMs = 0;
   private chunks = 0;
-  private abortFn: ((err?: Error) => void) | null = null;
+  /** undici's abort for this exchange (from `onConnect`). */
+  abortFn: ((err?: Error) => void) | null = null;
   private resumeFn: (() => void) | null = null;
-  private readonly onAbort = () => this.abortFn?.(new undiciErrors.RequestAbortedError());
 
   constructor(
     private readonly res: ServerResponse,
     private readonly ep: EndpointState,
-    private readonly abortSignal: EventEmitter,
-    private readonly clientGone: () => boolean,
+    private readonly ac: RequestAbort,
     private readonly p: ExchangeRequest,
     private readonly extraHeaders: Record<string, string> | undefined,
     private readonly canRetry5xx: boolean,
-    private readonly onFirst: () => void,
+    private readonly strategy: RoutingStrategy,
+    private readonly ctx: RoutingContext,
     private readonly now: () => number,
     private readonly resolve: (x: Exchange) => void,
   ) {
-    abortSignal.once('abort', this.onAbort);
+    ac.handler = this;
   }
 
   private done(x: Exchange): void {
     if (this.settled) return;
     this.settled = true;
-    this.abortSignal.off('abort', this.onAbort);
+    if (this.ac.handler === this) this.ac.handler = null;
     this.resolve(x);
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.abortFn = abort;
-    if (this.clientGone()) abort(new undiciErrors.RequestAbortedError());
+    if (this.ac.aborted) abort(new undiciErrors.RequestAbortedError());
   }
 
   onHeaders(statusCode: number, raw: Buffer[] | string[] | null, resume: () => void): boolean {
@@ -966,7 +988,7 @@ class UpstreamHandler {
     const t = this.now();
     if (this.chunks === 0) {
       this.firstMs = t;
-      this.onFirst();
+      this.strategy.onFirstToken?.(this.p.rreq, this.ep, this.ctx);
     }
     this.lastMs = t;
     this.chunks++;

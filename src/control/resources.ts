@@ -245,7 +245,7 @@ export interface PodAutoscaler {
 // ------------------------------------------------------------------------------------------------
 // ModelAdapter
 
-/** Artifact URL schemes accepted. `s3://` and `hf://` are accepted by the schema but the fetcher rejects them (no SDK installed). */
+/** Artifact URL schemes accepted (fetched by `src/control/adapters/fetcher.ts`; `s3://` via the AWS SDK, `hf://` via the Hugging Face hub client, see `remote-sources.ts`). */
 export const ARTIFACT_SCHEMES = ['file:', 'http:', 'https:', 's3:', 'hf:'] as const;
 
 const artifactUrl = z.string().superRefine((v, ctx) => {
@@ -311,7 +311,11 @@ export const ModelAdapterSpecSchema = z
     sha256: z.union([sha256, z.record(sha256)]).optional(),
     /** For a directory URL (ending in `/`): files to fetch. Default `adapter_config.json`, `adapter_model.safetensors`. */
     files: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'plain file name')).min(1).optional(),
-    /** Credentials: a named secret of the secret store, or an environment variable holding a bearer token. At most one. */
+    /**
+     * Credentials: a named secret of the secret store, or an environment variable, holding a bearer token
+     * (http(s), hf://; default for hf:// env `HF_TOKEN`) or S3 keys as `ACCESS_KEY_ID:SECRET_ACCESS_KEY` or JSON
+     * `{accessKeyId, secretAccessKey, sessionToken?, region?}` (s3://; default env `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`). At most one.
+     */
     credentials: z
       .object({ secret: z.string().min(1).optional(), env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable name').optional() })
       .strict()

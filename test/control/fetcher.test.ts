@@ -88,8 +88,10 @@ test('directory URLs fetch each file; bearer token sent; HTTP errors and schemes
   assert.deepEqual(await readFile(join(r.localPath, 'adapter_config.json')), body);
   await cache.fetch({ url: `${base}/auth`, token: 's3cret' });
   await assert.rejects(cache.fetch({ url: `${base}/fail` }), (e: unknown) => e instanceof ArtifactError && /HTTP 500: boom/.test(e.message) && e.retriable);
-  await assert.rejects(cache.fetch({ url: 's3://bucket/key' }), (e: unknown) => e instanceof ArtifactError && !e.retriable && /AWS SDK/.test(e.message));
-  await assert.rejects(cache.fetch({ url: 'hf://org/repo' }), (e: unknown) => e instanceof ArtifactError && !e.retriable && /Hugging Face/.test(e.message));
+  // s3:// and hf:// are fetched by the SDKs (test/control/fetcher-s3-hf.test.ts); here only their offline, non-retriable errors.
+  const noEnv = new ArtifactCache(join(dir, 'd2'), undefined, { env: {} });
+  await assert.rejects(noEnv.fetch({ url: 's3://bucket/key' }), (e: unknown) => e instanceof ArtifactError && !e.retriable && /no S3 credentials/.test(e.message));
+  await assert.rejects(noEnv.fetch({ url: 'hf://repo-without-org' }), (e: unknown) => e instanceof ArtifactError && !e.retriable && /expected hf:\/\/org\/repo/.test(e.message));
   await assert.rejects(cache.fetch({ url: pathToFileURL(join(dir, 'nope')).toString() }), /artifact not found/);
   const f = join(dir, 'local.bin');
   await writeFile(f, body);

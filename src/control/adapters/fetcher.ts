@@ -10,8 +10,11 @@
  *   last byte the sha256 is computed and compared with the expected one (when given); a mismatch deletes
  *   the partial file and fails. A `.complete.json` marker makes later fetches cache hits. The local path
  *   handed to engines (`lora_path`) is the directory `<cacheDir>/<key>`.
- * - `s3://` and `hf://`: rejected with a clear error (the optional AWS SDK / Hugging Face hub client are
- *   not installed; use a presigned or resolve URL over https, or file://).
+ * - `s3://bucket/prefix` and `hf://org/repo[@revision][/subdir]`: every object / file under the prefix is
+ *   downloaded (AWS SDK `@aws-sdk/client-s3`, Hugging Face hub client `@huggingface/hub`, both imported
+ *   lazily) into `<cacheDir>/<key>`; see `./remote-sources.ts` for credentials, endpoints and errors.
+ *   These are downloaded whole into `<cacheDir>/<key>.partial/` and renamed into place once complete,
+ *   so a partial download is never visible as complete (no byte-range resume for these two).
  * One download per artifact however many endpoints need it: concurrent fetches of the same URL share
  * one promise, and a completed download is a cache hit.
  * AIBrix's downloaders (reference 3.2) key files by ETag; we key by URL and verify by sha256.
@@ -41,12 +44,26 @@ export class ArtifactError extends Error {
 /** Default files of a directory URL (PEFT layout that vLLM's `lora_path` expects). */
 export const DEFAULT_ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
 
-/** What to fetch. `token` becomes `Authorization: Bearer <token>`. */
+/**
+ * What to fetch. `token` is the credential resolved from the adapter's `credentials` (named secret or
+ * env var): for http(s) and hf:// it is a bearer token; for s3:// it is `ACCESS_KEY_ID:SECRET_ACCESS_KEY`
+ * or a JSON object `{accessKeyId, secretAccessKey, sessionToken?, region?}` (see `./remote-sources.ts`).
+ * `endpointUrl` (S3-compatible store, path-style addressing) and `hubUrl` (HF mirror) override the
+ * cache's defaults (env `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, `HF_ENDPOINT`).
+ */
 export interface ArtifactRequest {
   url: string;
   sha256?: string | Record<string, string>;
   files?: string[];
   token?: string;
+  endpointUrl?: string;
+  region?: string;
+  hubUrl?: string;
+}
+
+/** Options of an {@link ArtifactCache}: the environment read for s3:// and hf:// defaults (default `process.env`). */
+export interface ArtifactCacheOptions {
+  env?: Record<string, string | undefined>;
 }
 
 /** A fetched artifact: the local path for `lora_path` and the bytes downloaded by this fetch (0 on a cache hit). */
@@ -81,6 +98,7 @@ export class ArtifactCache {
   constructor(
     readonly cacheDir: string,
     private readonly fetchFn: FetchFn = fetch as FetchFn,
+    private readonly options: ArtifactCacheOptions = {},
   ) {}
 
   /**
@@ -116,8 +134,7 @@ export class ArtifactCache {
       }
       return { localPath: p, downloadedBytes: 0, cacheHit: true };
     }
-    if (u.protocol === 's3:') throw new ArtifactError('s3:// artifacts need the AWS SDK (@aws-sdk/client-s3), which is not installed; use a presigned https:// URL or file://', false);
-    if (u.protocol === 'hf:') throw new ArtifactError('hf:// artifacts need the Hugging Face hub client (@huggingface/hub), which is not installed; use https://huggingface.co/<repo>/resolve/<rev>/ with `files`, or file://', false);
+    if (u.protocol === 's3:' || u.protocol === 'hf:') return this.fetchRemoteDir(req, u.protocol === 's3:' ? 's3' : 'hf');
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ArtifactError(`unsupported artifact scheme ${u.protocol}//`, false);
 
     const dir = this.dirFor(req.url);
@@ -147,6 +164,51 @@ export class ArtifactCache {
     }
     await writeFile(marker, JSON.stringify({ url: req.url, files: sums }));
     return { localPath: dir, downloadedBytes: bytes, cacheHit: false };
+  }
+
+  /**
+   * s3:// and hf://: a cache hit when `<dir>/.complete.json` names this URL (and matches any expected
+   * sha256); otherwise downloads everything into `<dir>.partial/`, verifies, writes the marker there and
+   * renames the directory into place.
+   */
+  private async fetchRemoteDir(req: ArtifactRequest, kind: 's3' | 'hf'): Promise<FetchedArtifact> {
+    const dir = this.dirFor(req.url);
+    const marker = join(dir, '.complete.json');
+    if (await exists(marker)) {
+      try {
+        const m = JSON.parse(await readFile(marker, 'utf8')) as { url: string; files: Record<string, string> };
+        let ok = m.url === req.url && Object.keys(m.files).length > 0;
+        if (req.sha256 && typeof req.sha256 === 'object') for (const [f, h] of Object.entries(req.sha256)) ok &&= m.files[f] === h;
+        for (const f of Object.keys(m.files)) ok &&= await exists(join(dir, f));
+        if (ok) return { localPath: dir, downloadedBytes: 0, cacheHit: true };
+      } catch {
+        /* unreadable marker: download again */
+      }
+    }
+    const tmp = `${dir}.partial`;
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    const env = this.options.env ?? process.env;
+    const remote = await import('./remote-sources.ts');
+    let got: { files: Record<string, string>; bytes: number };
+    try {
+      got =
+        kind === 's3'
+          ? await remote.downloadS3Prefix(req, tmp, env, () => void this.downloads++)
+          : await remote.downloadHfRepo(req, tmp, env, this.fetchFn, () => void this.downloads++);
+      if (typeof req.sha256 === 'string') throw new ArtifactError(`${req.url}: sha256 must be a map of file name -> sha256 for a ${kind}:// directory`, false);
+      for (const [f, h] of Object.entries(req.sha256 ?? {})) {
+        if (got.files[f] === undefined) throw new ArtifactError(`${req.url}: expected file ${f} (sha256 given) is not in the artifact`, false);
+        if (got.files[f] !== h) throw new ArtifactError(`checksum mismatch for ${req.url} ${f}: expected sha256 ${h}, got ${got.files[f]}`);
+      }
+      await writeFile(join(tmp, '.complete.json'), JSON.stringify({ url: req.url, files: got.files }));
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return { localPath: dir, downloadedBytes: got.bytes, cacheHit: false };
   }
 
   /** Downloads one file with resume (Range) and sha256 verification; returns bytes transferred now and the digest. */

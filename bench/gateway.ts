@@ -342,11 +342,14 @@ ${portkeyError ? `\nPortkey could not be measured in this run: ${portkeyError}\n
   the machine you care about.
 - node-minimal shows the ceiling of any single-process Node proxy here: it reached
   ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}% of nginx's requests/s, and inferplane ${(vsMinimal * 100).toFixed(0)}% of node-minimal. Profiles
-  (\`node --cpu-prof\`) show both proxies make the same system calls per request (one read and
-  one writev per direction); the difference is inferplane's per-request work in JavaScript
-  (one JSON parse of the body, strategy selection and routing over live endpoint state, in-flight
-  accounting, six prom-client updates, one pino log line, reading usage from the response) and
-  the garbage it leaves, roughly 30-40 µs per request on this CPU.
+  (\`node --cpu-prof\` on the gateway under autocannon load) show both proxies make the same system
+  calls per request (one read and one writev per direction, about 35-40 µs of a saturated core per
+  request here, most of node-minimal's whole cost); the difference is inferplane's per-request
+  work in JavaScript: the pino request line (the largest single item, ~8% of the gateway's CPU),
+  the upstream dispatch and response headers it adds (\`x-request-id\`, \`target-pod\`,
+  \`x-routing-strategy\`), one JSON parse of the body, strategy selection and routing over live
+  endpoint state, in-flight accounting, metrics, reading usage from the response, and the garbage
+  it leaves: roughly 20-30 µs per request on this CPU.
 - Portkey is saturated well below 1,000 requests/s here, so its fixed-rate latencies are queueing
   delays, not per-request overhead.
 `;

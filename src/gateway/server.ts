@@ -152,8 +152,8 @@ export class Gateway {
   /** Requests and tokens (prompt estimate + max_tokens) routed per model since the last `takeArrivals`. */
   private readonly arrivals = new Map<string, { requests: number; tokens: number }>();
   private inflight = 0;
-  /** Child loggers by endpoint, model, strategy, key name, path (see `requestLogger`). */
-  private readonly requestLoggers = new Map<string, Map<string, Map<string, Map<string, Map<string, Logger>>>>>();
+  /** Child loggers by endpoint, model, strategy, key name, path, status * 16 + attempts (see `requestLogger`). */
+  private readonly requestLoggers = new Map<string, Map<string, Map<string, Map<string, Map<string, Map<number, Logger>>>>>>();
   private requestLoggerCount = 0;
   private idleWaiters: (() => void)[] = [];
   private control?: ControlHooks;
@@ -548,11 +548,11 @@ export class Gateway {
       const e2eMs = this.now() - t0;
       this.metrics.countRequest(modelName || '-', endpointId || '-', status);
       if (endpointId) this.metrics.observeE2e(modelName, endpointId, e2eMs / 1000);
-      const rlog = endpointId && errCode === null ? this.requestLogger(path, modelName, keyName, endpointId, strategyName) : undefined;
+      const rlog = endpointId && errCode === null && attempts < 16 ? this.requestLogger(path, modelName, keyName, endpointId, strategyName, status, attempts) : undefined;
       if (rlog) {
-        // Routed and answered: path, model, key, endpoint and strategy are the child logger's
-        // pre-serialized bindings; only what varies per request is serialized here.
-        rlog.info({ requestId, status, reason: reason || undefined, attempts, ttftMs, e2eMs, promptTokens: usage?.promptTokens, completionTokens: usage?.completionTokens }, 'request');
+        // Routed and answered: path, model, key, endpoint, strategy, status and attempts are the
+        // child logger's pre-serialized bindings; only what varies per request is serialized here.
+        rlog.info({ requestId, reason: reason || undefined, ttftMs, e2eMs, promptTokens: usage?.promptTokens, completionTokens: usage?.completionTokens }, 'request');
       } else {
         this.log.info(
           {
@@ -584,11 +584,11 @@ export class Gateway {
   }
 
   /**
-   * The child logger carrying `{path, model, key, endpoint, strategy}` for one combination (pino
+   * The child logger carrying `{path, model, key, endpoint, strategy, status, attempts}` (attempts < 16) for one combination (pino
    * serializes a child's bindings once). Kept per combination, at most `MAX_REQUEST_LOGGERS`; beyond
    * that undefined (the caller logs the full object).
    */
-  private requestLogger(path: string, model: string, key: string | undefined, endpoint: string, strategy: string): Logger | undefined {
+  private requestLogger(path: string, model: string, key: string | undefined, endpoint: string, strategy: string, status: number, attempts: number): Logger | undefined {
     let a = this.requestLoggers.get(endpoint);
     if (!a) this.requestLoggers.set(endpoint, (a = new Map()));
     let b = a.get(model);
@@ -598,11 +598,14 @@ export class Gateway {
     const k = key ?? '';
     let d = c.get(k);
     if (!d) c.set(k, (d = new Map()));
-    let l = d.get(path);
+    let e = d.get(path);
+    if (!e) d.set(path, (e = new Map()));
+    const sa = status * 16 + attempts;
+    let l = e.get(sa);
     if (!l) {
       if (this.requestLoggerCount >= MAX_REQUEST_LOGGERS) return undefined;
       this.requestLoggerCount++;
-      d.set(path, (l = this.log.child({ path, model, key, endpoint, strategy })));
+      e.set(sa, (l = this.log.child({ path, model, key, endpoint, strategy, status, attempts })));
     }
     return l;
   }

@@ -64,8 +64,11 @@ interface Target {
 const children: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'inferplane-bench-gw-'));
 
+/** nginx masters: stopped with SIGTERM (fast shutdown stops the workers too; SIGKILL left them orphaned). */
+const nginxMasters = new Set<ChildProcess>();
+
 function cleanup(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(nginxMasters.has(c) ? 'SIGTERM' : 'SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -102,6 +105,7 @@ function startNginx(name: string, port: number, body: string): ChildProcess {
   const conf = nginxConf(name, port, body);
   const c = spawn('nginx', ['-c', conf, '-p', join(dir, name), '-e', join(dir, name, 'error.log')], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(c);
+  nginxMasters.add(c);
   return c;
 }
 

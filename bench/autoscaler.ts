@@ -33,15 +33,10 @@ import { resolve } from 'node:path';
 import { parseExperiment } from '../src/sim/des/experiment.ts';
 import { runExperiment } from '../src/sim/des/run.ts';
 import { loadAzureTrace } from '../src/bench/traces.ts';
+import { positiveArg } from './args.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-  return v;
-};
+const arg = positiveArg;
 const copies = Math.round(arg('copies', 8));
 const startupS = arg('startup', 60);
 const sloTtftMs = arg('slo-ttft-ms', 1000);

@@ -31,15 +31,10 @@ import { loadAzureTrace } from '../src/bench/traces.ts';
 import { createRng } from '../src/bench/rng.ts';
 import { createStrategy } from '../src/routing/registry.ts';
 import { lruVictim } from '../src/control/adapters/placement.ts';
+import { positiveArg } from './args.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-  return v;
-};
+const arg = positiveArg;
 const minutes = arg('minutes', 10);
 const sloMs = arg('slo-ttft-ms', 1000);
 const ADAPTERS = 100;

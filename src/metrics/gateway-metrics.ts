@@ -4,12 +4,11 @@
  *
  * Units: latencies in seconds (Prometheus convention), tokens as counts.
  * Hot-path note: prom-client hashes the label set on every `inc`/`observe`, even through a
- * `labels()` child. The per-request metrics (requests, decisions, tokens, TTFT/E2E/ITL) are therefore
- * accumulated in plain per-label-set objects (a counter is a number; a histogram is bucket counts,
- * sum and count) that the caller may keep (`requestCounter`, `e2eHistogram`, ...), and added to the
- * prom-client metrics in their `collect()` hook, which prom-client runs before every read
- * (`registry.metrics()`, `/metrics`, `metric.get()`). What is exposed is identical; only the time
- * the label set is hashed moves from each request to each scrape.
+ * `labels()` child. The per-request counters (requests, decisions, tokens) are therefore accumulated
+ * in plain per-label-set numbers that the caller may keep (`requestCounter`, ...), and added with the
+ * public `inc(labels, n)` in the counter's `collect()` hook, which prom-client runs before every read
+ * (`registry.metrics()`, `/metrics`, `metric.get()`). What is exposed is identical. Histograms
+ * (TTFT/E2E/ITL) observe directly through the public API (`PendingObs`).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FleetRegistry } from '../fleet/registry.ts';
@@ -27,68 +26,18 @@ export class PendingCount {
 }
 
 /**
- * Observations of one histogram label set not yet added to prom-client: per-bucket counts
- * (non-cumulative, as prom-client keeps them: a value goes to the first bound >= it, none above the
- * last bound), sum and count.
+ * One histogram label set: forwards each observation to prom-client's public `observe(labels, v)`.
+ * (Histograms are not deferred like counters: prom-client has no public API to add pre-bucketed
+ * counts, and writing its internal state would tie us to one release's private layout.)
  */
 export class PendingObs {
-  readonly counts: Float64Array;
-  sum = 0;
-  count = 0;
-  /** prom-client's hash key of this label set (learned once, see `flushHistogram`). */
-  key: string | undefined;
   constructor(
     readonly labels: Record<string, string>,
-    private readonly bounds: readonly number[],
-  ) {
-    this.counts = new Float64Array(bounds.length);
-  }
+    private readonly hist: Histogram<string>,
+  ) {}
   /** Records one value (seconds). Non-finite values are dropped (prom-client would throw). */
   observe(v: number): void {
-    if (!Number.isFinite(v)) return;
-    const b = this.bounds;
-    for (let i = 0; i < b.length; i++) {
-      if (v <= b[i]!) {
-        this.counts[i]!++;
-        break;
-      }
-    }
-    this.sum += v;
-    this.count++;
-  }
-}
-
-type HistEntry = { bucketValues: Record<string, number>; sum: number; count: number };
-
-/**
- * Adds pending observations into prom-client's histogram state. prom-client has no public API
- * to add pre-bucketed counts, so this writes its per-label-set entry (`hashMap[key]`: non-cumulative
- * `bucketValues` by upper bound, `sum`, `count`; prom-client 15 `lib/histogram.js`). The key is
- * learned by creating the entry with the public `zero(labels)` the first time.
- */
-function flushHistogram(h: Histogram<string>, pending: Iterable<PendingObs>, bounds: readonly number[]): void {
-  const map = (h as unknown as { hashMap: Record<string, HistEntry> }).hashMap;
-  for (const p of pending) {
-    if (p.count === 0) continue;
-    let e = p.key !== undefined ? map[p.key] : undefined;
-    if (!e) {
-      const before = new Set(Object.keys(map));
-      h.zero(p.labels);
-      for (const k of Object.keys(map)) if (!before.has(k)) p.key = k;
-      e = p.key !== undefined ? map[p.key] : undefined;
-      if (!e) throw new Error('prom-client histogram internals changed: cannot flush pending observations');
-    }
-    for (let i = 0; i < bounds.length; i++) {
-      const c = p.counts[i]!;
-      if (c) {
-        e.bucketValues[bounds[i]!] = (e.bucketValues[bounds[i]!] ?? 0) + c;
-        p.counts[i] = 0;
-      }
-    }
-    e.sum += p.sum;
-    e.count += p.count;
-    p.sum = 0;
-    p.count = 0;
+    if (Number.isFinite(v)) this.hist.observe(this.labels, v);
   }
 }
 
@@ -119,23 +68,19 @@ export class GatewayMetrics {
   private readonly pendingRequests: PendingCount[] = [];
   private readonly pendingDecisions: PendingCount[] = [];
   private readonly pendingTokens: PendingCount[] = [];
-  private readonly pendingTtft: PendingObs[] = [];
-  private readonly pendingE2e: PendingObs[] = [];
-  private readonly pendingItl: PendingObs[] = [];
+  /** Histogram label sets (kept so each is built once; they observe directly). */
+  private readonly obsSets: PendingObs[] = [];
 
   constructor(fleet?: FleetRegistry, opts: { defaultMetrics?: boolean } = {}) {
     const r = this.registry;
     const pr = this.pendingRequests;
     const pd = this.pendingDecisions;
     const pt = this.pendingTokens;
-    const pttft = this.pendingTtft;
-    const pe2e = this.pendingE2e;
-    const pitl = this.pendingItl;
     const B = LATENCY_BUCKETS_S;
     this.requests = new Counter({ name: 'inferplane_requests_total', help: 'Requests answered by the gateway, by model, endpoint and HTTP status.', labelNames: ['model', 'endpoint', 'status'], registers: [r], collect() { flushCounter(this, pr); } });
-    this.ttft = new Histogram({ name: 'inferplane_ttft_seconds', help: 'Time to first byte of the upstream response body (first token when streaming), seconds, as measured by the gateway.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r], collect() { flushHistogram(this, pttft, B); } });
-    this.e2e = new Histogram({ name: 'inferplane_e2e_seconds', help: 'End-to-end request latency at the gateway, seconds.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r], collect() { flushHistogram(this, pe2e, B); } });
-    this.itl = new Histogram({ name: 'inferplane_itl_seconds', help: 'Mean inter-chunk latency of a streamed response, seconds.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r], collect() { flushHistogram(this, pitl, B); } });
+    this.ttft = new Histogram({ name: 'inferplane_ttft_seconds', help: 'Time to first byte of the upstream response body (first token when streaming), seconds, as measured by the gateway.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r] });
+    this.e2e = new Histogram({ name: 'inferplane_e2e_seconds', help: 'End-to-end request latency at the gateway, seconds.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r] });
+    this.itl = new Histogram({ name: 'inferplane_itl_seconds', help: 'Mean inter-chunk latency of a streamed response, seconds.', labelNames: ['model', 'endpoint'], buckets: B, registers: [r] });
     this.upstreamErrors = new Counter({ name: 'inferplane_upstream_errors_total', help: 'Upstream failures by endpoint and kind (connect, timeout, status_5xx, aborted).', labelNames: ['endpoint', 'kind'], registers: [r] });
     this.retries = new Counter({ name: 'inferplane_retries_total', help: 'Requests re-sent to another endpoint before any byte reached the client.', labelNames: ['model'], registers: [r] });
     this.decisions = new Counter({ name: 'inferplane_routing_decisions_total', help: 'Routing decisions by model, strategy and chosen endpoint.', labelNames: ['model', 'strategy', 'endpoint'], registers: [r], collect() { flushCounter(this, pd); } });
@@ -209,15 +154,15 @@ export class GatewayMetrics {
   }
   /** `inferplane_ttft_seconds{model,endpoint}` accumulator (observe seconds). */
   ttftHistogram(model: string, endpoint: string): PendingObs {
-    return GatewayMetrics.leaf(this.byObs, 't', model, endpoint, this.pendingTtft, () => new PendingObs({ model, endpoint }, LATENCY_BUCKETS_S));
+    return GatewayMetrics.leaf(this.byObs, 't', model, endpoint, this.obsSets, () => new PendingObs({ model, endpoint }, this.ttft));
   }
   /** `inferplane_e2e_seconds{model,endpoint}` accumulator (observe seconds). */
   e2eHistogram(model: string, endpoint: string): PendingObs {
-    return GatewayMetrics.leaf(this.byObs, 'e', model, endpoint, this.pendingE2e, () => new PendingObs({ model, endpoint }, LATENCY_BUCKETS_S));
+    return GatewayMetrics.leaf(this.byObs, 'e', model, endpoint, this.obsSets, () => new PendingObs({ model, endpoint }, this.e2e));
   }
   /** `inferplane_itl_seconds{model,endpoint}` accumulator (observe seconds). */
   itlHistogram(model: string, endpoint: string): PendingObs {
-    return GatewayMetrics.leaf(this.byObs, 'i', model, endpoint, this.pendingItl, () => new PendingObs({ model, endpoint }, LATENCY_BUCKETS_S));
+    return GatewayMetrics.leaf(this.byObs, 'i', model, endpoint, this.obsSets, () => new PendingObs({ model, endpoint }, this.itl));
   }
 
   countRequest(model: string, endpoint: string, status: number): void {

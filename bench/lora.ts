@@ -24,7 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { EngineCore, resolveEngineConfig, type EngineConfig } from '../src/sim/core/engine.ts';
-import { newEndpointState, type EndpointState } from '../src/engines/state.ts';
+import { newEndpointState } from '../src/engines/state.ts';
 import { syntheticIds } from '../src/sim/des/workload.ts';
 import { percentileSorted } from '../src/sim/des/stats.ts';
 import { loadAzureTrace } from '../src/bench/traces.ts';

@@ -199,7 +199,6 @@ function ingestion(): { blocksPerS: number; decodeOnlyBlocksPerS: number; blocks
 }
 
 // ------------------------------------------------------------------ main
-const rows: string[] = [];
 const results: Record<string, Record<string, Stat>> = {};
 for (const size of SIZES) {
   for (const tokenize of [false, true]) {

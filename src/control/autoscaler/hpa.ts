@@ -14,7 +14,7 @@
  *   {@link stabilize}); rate policies per 15 s period: up max(+100%, +4 pods), down -100%.
  * The current metric is the mean over the decision interval (the Pods metric's latest value).
  */
-import { ceilR, clamp, floorReplicas, fmt, stabilize, windowed, type PastRecommendation, type Recommendation, type ScalingAlgorithm, type ScalingInput } from './types.ts';
+import { ceilR, clamp, floorReplicas, fmt, stabilize, windowed, type PastRecommendation, type ScalingAlgorithm, type ScalingInput } from './types.ts';
 
 /** State kept between ticks: past recommendations (stabilization) and applied changes (rate periods). */
 export interface HpaState {

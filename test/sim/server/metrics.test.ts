@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parsePromText, sumSamples } from '../../../src/metrics/prom-text.ts';
 import { toCanonical } from '../../../src/engines/metric-map.ts';
 import { ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS, build125Buckets } from '../../../src/sim/server/metrics.ts';
-import { MODEL, postJson, startFast, tokenPrompt } from './helpers.ts';
+import { postJson, startFast, tokenPrompt } from './helpers.ts';
 
 async function scrape(url: string) {
   const r = await fetch(`${url}/metrics`);

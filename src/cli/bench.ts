@@ -13,7 +13,7 @@ import type { RequestRecord } from '../bench/record.ts';
 import { parseSlo, readResults, reportJson, reportText, summarize } from '../bench/report.ts';
 import { buildSchedule, type ScheduleOptions } from '../bench/schedule.ts';
 import { LineWriter } from '../bench/writer.ts';
-import { PREBLE_PRESETS, type PreblePreset } from '../bench/workload.ts';
+import { PREBLE_PRESETS } from '../bench/workload.ts';
 
 function positiveNumber(flag: string, allowInf = false) {
   return (v: string): number => {
@@ -57,7 +57,9 @@ function stages(v: string): Array<{ durationS: number; rate: number }> {
   });
 }
 
-interface RunFlags {
+/** `bench run` flags as commander parses them; those named like ScheduleOptions' fields share its types. */
+interface RunFlags
+  extends Pick<ScheduleOptions, 'inputTokens' | 'outputTokens' | 'preset' | 'numPrefixes' | 'samplesPerPrefix' | 'sessions' | 'turns' | 'systemTokens' | 'rate' | 'arrival' | 'burstiness' | 'stages' | 'maxRequests' | 'timeScale' | 'maxInputTokens'> {
   baseUrl: string;
   model: string;
   out: string;
@@ -66,32 +68,17 @@ interface RunFlags {
   dataset?: string;
   multiTurn?: boolean;
   synthetic?: 'shared-prefix' | 'multi-turn' | 'random';
-  inputTokens?: number;
-  outputTokens?: number;
-  preset?: PreblePreset;
-  numPrefixes?: number;
-  samplesPerPrefix?: number;
-  sessions?: number;
-  turns?: number;
   thinkTime?: number;
-  systemTokens?: number;
-  rate?: number;
-  arrival?: ScheduleOptions['arrival'];
-  burstiness?: number;
   sineAmplitude?: number;
   sinePeriod?: number;
   sineNoise?: number;
-  stages?: Array<{ durationS: number; rate: number }>;
   duration?: number;
-  maxRequests?: number;
-  timeScale?: number;
   start?: number;
   concurrency?: number;
   apiKey?: string;
   header: Record<string, string>;
   seed: number;
   promptSalt?: string;
-  maxInputTokens?: number;
   spreadBuckets?: number;
   api: 'chat' | 'completions';
   stream: boolean;

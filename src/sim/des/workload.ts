@@ -5,7 +5,9 @@
  *   question) are sent in round-robin order, so a prompt repeats every G x P requests
  *   (`questionReuse: 'cycle'`), or every request gets a fresh question (`'unique'`);
  * - `poisson` and Azure traces: unique ids per request (no sharing beyond chance);
- * - Mooncake traces: each `hash_id` becomes 512 deterministic ids, so equal ids share KV blocks.
+ * - Mooncake traces: each `hash_id` becomes 512 deterministic ids, so equal ids share KV blocks;
+ * - `preble`: the Preble presets' shared prefixes (`sharedPrefixRequests`): a request's first
+ *   `shared` tokens are its prefix's ids, the rest unique to the request.
  * Token ids are generated lazily per request (`tokens()`), so a one-hour trace does not hold all
  * prompts in memory at once.
  */
@@ -14,6 +16,7 @@ import { createRng, type Rng } from '../../bench/rng.ts';
 import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from '../../bench/traces.ts';
 import type { LengthDist, WorkloadSpec } from './experiment.ts';
 import { fmix32 as mix32 } from '../../common/hash32.ts';
+import { PREBLE_PRESETS, sharedPrefixRequests } from '../../bench/workload.ts';
 
 /** One request to replay. */
 export interface SimRequestSpec {
@@ -158,6 +161,8 @@ export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: st
       const key = i + opts.seed * 1_000_003;
       requests.push({ arrivalMs: a.t, stage: a.stage, promptLen: p, outputTokens: o, tokens: () => syntheticIds(3, key, p, vocab) });
     });
+  } else if (w.type === 'preble') {
+    buildPreble(w, rng, opts, requests, stages);
   } else {
     const path = resolve(opts.baseDir, w.path);
     const topts = { timeScale: w.timeScale, startS: w.startS, durationS: w.durationS, maxRequests: w.maxRequests };
@@ -189,6 +194,48 @@ export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: st
   }
   if ('users' in w && w.users) assignUsers(requests, w.users, opts.seed);
   return { requests, stages };
+}
+
+/**
+ * The `preble` workload: per preset, `prefixes x requestsPerPrefix` requests from
+ * `sharedPrefixRequests` (prefix ids made distinct across presets), pooled and shuffled, then
+ * arrivals at `rate` req/s (Poisson or constant). One stage spanning the arrivals.
+ */
+function buildPreble(w: Extract<WorkloadSpec, { type: 'preble' }>, rng: Rng, opts: { seed: number; maxModelLen: number; vocabSize: number }, requests: SimRequestSpec[], stages: StageInfo[]): void {
+  type Spec = { input: number; output: number; prefixId: number; shared: number };
+  const specs: Spec[] = [];
+  let pid = 0;
+  for (const name of w.presets) {
+    const p = PREBLE_PRESETS[name];
+    const reqs = sharedPrefixRequests({ numPrefixes: w.prefixes, samplesPerPrefix: w.requestsPerPrefix, totalTokens: p.totalTokens, sharedFraction: p.sharedFraction, outputTokens: w.outputTokens, shuffle: false }, rng);
+    for (const r of reqs) specs.push({ input: r.inputTokens, output: r.outputTokens, prefixId: pid + (r.prefix?.id ?? 0), shared: r.prefix?.tokens ?? 0 });
+    pid += w.prefixes;
+  }
+  rng.shuffle(specs);
+  const arr = rng.fork();
+  const gap = 1000 / w.rate;
+  let t = 0;
+  const seedKey = Math.imul(opts.seed, 7919);
+  specs.forEach((s, i) => {
+    t = w.arrival === 'constant' ? i * gap : t + arr.exponential(w.rate / 1000);
+    const [pLen, oLen] = clip(s.input, s.output, opts.maxModelLen);
+    const shared = Math.min(s.shared, pLen - 1);
+    const prefixKey = s.prefixId + seedKey;
+    const key = i + opts.seed * 1_000_003;
+    requests.push({
+      arrivalMs: t,
+      stage: 0,
+      promptLen: pLen,
+      outputTokens: oLen,
+      tokens: () => {
+        const a = new Int32Array(pLen);
+        if (shared > 0) syntheticIds(7, prefixKey, shared, opts.vocabSize, a, 0);
+        syntheticIds(8, key, pLen - shared, opts.vocabSize, a, shared);
+        return a;
+      },
+    });
+  });
+  stages.push({ index: 0, rate: w.rate, startMs: 0, durationMs: Math.max(t, 1) });
 }
 
 /**

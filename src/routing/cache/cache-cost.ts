@@ -21,7 +21,22 @@
  *   kv_e  = kvPressureMs * max(0, usage_e - kvHighWatermark) / (1 - kvHighWatermark)
  *           (KV headroom: near a full KV cache new requests wait for blocks or preempt others)
  *
- * Lowest TTFT_e wins. Cache misses are spread: when no candidate holds at least
+ * Warm requests (some candidate holds at least `warmMinFraction` of the prompt) go to the lowest
+ *
+ *   score_e = TTFT_e + recomputeWeight * (pf(u_e, c_e) - min_k pf(u_k, c_k))
+ *
+ * The second term is the prefill e would redo that the best-cached candidate would not: leaving the
+ * prefix holder costs more than this request's own TTFT. The recomputed tokens occupy e's GPU and
+ * delay the requests that queue behind them there, and the prefix is then held twice, which evicts
+ * other prefixes from the cluster's KV caches sooner (a lower hit rate for later turns). So a
+ * request stays on the holder unless another endpoint's predicted TTFT is better by a margin
+ * proportional to what the holder's cache saves (hysteresis). The weight counts the requests
+ * delayed by the extra prefill: an M/M/1 queue holds rho / (1 - rho) requests on average, 2.3 at
+ * 70% and 4 at 80% utilisation; the default 3 is the middle of that range (0 = pure TTFT, the
+ * model before this term). Its effect on the Mooncake conversation trace (a higher cluster hit
+ * rate at an equal or lower P99 TTFT) is the `recomputeWeight 0` row of docs/benchmarks/routing.md.
+ *
+ * Cache misses are spread: when no candidate holds at least
  * `warmMinFraction` of the prompt, the request goes, among endpoints within `missSlackMs` of the
  * best predicted TTFT, to the one that least recently received a cold request (llm-d's
  * `no-hit-lru-scorer` idea, peers.md 2a), so new prefixes spread over the fleet instead of piling
@@ -78,6 +93,11 @@ const schema = z
     warmMinFraction: z.number().min(0).max(1).default(0.1),
     /** Cold requests: endpoints within this many ms of the best predicted TTFT share them (LRU). */
     missSlackMs: z.number().nonnegative().default(25),
+    /**
+     * Warm requests: weight of the prefill time an endpoint would redo that the best-cached
+     * candidate would not (hysteresis toward the prefix holder; 0 = pure predicted TTFT).
+     */
+    recomputeWeight: z.number().nonnegative().default(3),
     requestTimeoutMs: z.number().positive().default(600_000),
     /** `cache-cost-kv` only: the engines' `PYTHONHASHSEED`. */
     hashSeed: z.string().default('0'),
@@ -208,8 +228,12 @@ export class CacheCostStrategy implements RoutingStrategy {
     let i: number;
     let why: string;
     if (warm) {
-      i = argminRandomTie(candidates, ttfts, ctx);
-      why = `min predicted TTFT ${fmt(ttfts[i])} ms (cached ${pred[i]!.cachedTokens}/${P} tokens, pending prefill ${Math.round(pred[i]!.pendingPrefillTokens)}, decoding ${pred[i]!.decoding})`;
+      const w = this.opts.recomputeWeight;
+      let minOwn = Infinity;
+      for (const p of pred) if (p.prefillMs < minOwn) minOwn = p.prefillMs;
+      const score = w > 0 ? pred.map((p) => p.ttftMs + w * (p.prefillMs - minOwn)) : ttfts;
+      i = argminRandomTie(candidates, score, ctx);
+      why = `min predicted TTFT + ${w} x recompute: ${fmt(score[i])} ms (TTFT ${fmt(ttfts[i])} ms, cached ${pred[i]!.cachedTokens}/${P} tokens, pending prefill ${Math.round(pred[i]!.pendingPrefillTokens)}, decoding ${pred[i]!.decoding})`;
     } else {
       let min = Infinity;
       for (const t of ttfts) if (t < min) min = t;

@@ -140,3 +140,41 @@ test('cache-cost: pending prefill drains as FCFS work over time and restarts at 
   // r1 done (now decoding: +0.3044 ms per step); r2's 99 ms of prefill started at 150
   assert.ok(Math.abs(s.predict(req(toks(100, 6_000_000)), [ep('a')], new Map(), 200)[0]!.ttftMs - (49 + 100 * 0.0198 + 6.472 + 0.3044)) < 1e-6);
 });
+
+test('cache-cost: recomputeWeight keeps a warm request on the holder until the margin scales with what the cache saves', () => {
+  // Holder a holds an 8192-token prefix and is busy with a 10 000-token cold prefill; b is idle.
+  const prefix = toks(8192, 3_000_000);
+  const follow = [...prefix, ...toks(100, 4_000_000)];
+  const setup = (w: number) => {
+    const s = new CacheCostStrategy({ recomputeWeight: w });
+    const r1 = req(prefix);
+    s.route(r1, [ep('a')], ctx(0));
+    s.onFirstToken(r1, ep('a'), ctx(0));
+    s.route(req(toks(10_000, 5_000_000)), [ep('a')], ctx(0));
+    return s;
+  };
+  const eps = [ep('a'), ep('b')];
+  const probe = setup(0);
+  const match = new Map([['a', 8192 / 64]]); // what the approximate index holds for a (64-token blocks)
+  const [pa, pb] = probe.predict(req(follow), eps, match, 0);
+  assert.equal(pa!.cachedTokens, 8192);
+  assert.equal(pb!.cachedTokens, 0);
+  // the holder's queue makes its TTFT worse than a cold prefill on b...
+  assert.ok(pa!.ttftMs > pb!.ttftMs, `${pa!.ttftMs} vs ${pb!.ttftMs}`);
+  // ...so pure TTFT (weight 0) leaves; the boundary weight is (TTFT_a - TTFT_b) / (pf_b - pf_a).
+  const wStar = (pa!.ttftMs - pb!.ttftMs) / (pb!.prefillMs - pa!.prefillMs);
+  assert.ok(wStar > 0 && wStar < 3, String(wStar));
+  assert.equal(setup(0).route(req(follow), eps, ctx(0)).endpoint!.id, 'b');
+  assert.equal(setup(wStar * 0.95).route(req(follow), eps, ctx(0)).endpoint!.id, 'b');
+  const stay = setup(wStar * 1.05).route(req(follow), eps, ctx(0));
+  assert.equal(stay.endpoint!.id, 'a', stay.reason);
+  assert.match(stay.reason, /recompute/);
+  // the default weight (3) stays too; the recorded scores are the predicted TTFTs
+  assert.equal(new CacheCostStrategy().opts.recomputeWeight, 3);
+  const d = setup(3).route(req(follow), eps, ctx(0));
+  assert.equal(d.endpoint!.id, 'a');
+  assert.ok(Math.abs(d.scores!.a! - pa!.ttftMs) < 1e-9 && Math.abs(d.scores!.b! - pb!.ttftMs) < 1e-9);
+  // a cold request (no holder) is unaffected by the weight: both weights spread it the same way
+  assert.match(setup(3).route(req(toks(500, 9_000_000)), eps, ctx(0)).reason, /^cold/);
+  assert.throws(() => new CacheCostStrategy({ recomputeWeight: -1 }), /cache-cost.*recomputeWeight/);
+});

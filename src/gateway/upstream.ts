@@ -39,7 +39,7 @@
  * both. System errors (`ECONNREFUSED`, `ECONNRESET`, ...) are passed as Node gives them.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 /** Error codes of `UpstreamError`. */
 export type UpstreamErrorCode =
@@ -107,6 +107,11 @@ export interface UpstreamPoolOptions {
   maxHeaderBytes?: number;
   /** Clock (ms), for the timeouts. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Extra TLS options for `https:` endpoints (e.g. `ca` for a private CA). Default: Node's trust
+   * store (plus `NODE_EXTRA_CA_CERTS`), certificate and host name verified.
+   */
+  tls?: Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>;
 }
 
 const INVALID_HEADER_VALUE = /[\r\n\0]/;
@@ -176,7 +181,7 @@ class Connection {
 
   constructor(readonly pool: UpstreamPool) {
     const u = pool.target;
-    this.socket = u.tls ? tlsConnect({ host: u.host, port: u.port, servername: u.servername }) : netConnect({ host: u.host, port: u.port });
+    this.socket = u.tls ? tlsConnect({ ...pool.tlsOptions, host: u.host, port: u.port, servername: u.servername }) : netConnect({ host: u.host, port: u.port });
     this.socket.setNoDelay(true);
     this.resumeFn = () => this.resume();
     const onConnect = () => {
@@ -572,6 +577,7 @@ export class UpstreamPool {
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly now: () => number;
+  readonly tlsOptions: UpstreamPoolOptions['tls'];
   private readonly maxConnections: number;
   private readonly conns = new Set<Connection>();
   /** Idle connections, most recently used last (LIFO reuse keeps few sockets warm). */
@@ -597,6 +603,7 @@ export class UpstreamPool {
     this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 4_000;
     this.maxHeaderBytes = opts.maxHeaderBytes ?? 65_536;
     this.now = opts.now ?? Date.now;
+    this.tlsOptions = opts.tls;
     const shortest = Math.min(...[this.headersTimeoutMs, this.bodyTimeoutMs, this.keepAliveTimeoutMs].filter((x) => x > 0), 8_000);
     this.sweepMs = Math.max(10, Math.min(1_000, Math.floor(shortest / 8)));
   }

@@ -7,6 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { UpstreamPool, UpstreamError, type UpstreamHandler } from '../../src/gateway/upstream.ts';
 
@@ -333,4 +334,43 @@ test('bad request input is reported through onError, nothing is sent', async () 
   assert.equal(((await b.done).error as UpstreamError).code, 'UPSTREAM_BAD_REQUEST');
   assert.equal(srv.connections(), 0);
   assert.throws(() => new UpstreamPool('ftp://x'), /http\(s\)/);
+});
+
+/** Self-signed test certificate for localhost / 127.0.0.1 (EC P-256, valid until 2126; test only). */
+const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+M+fdWzo8olM5SAA
+vWC6alVzaaQn+7ofXP9z91Z80r+hRANCAARMlCp44vZDxrw0Vfa6IhHcgHA0C2Nh
+ZFzw9i8NRA/EwkqiOxXut5NGMGA0TK6M0czN/T+R7gKPsitGpOnJmx+0
+-----END PRIVATE KEY-----`;
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBmjCCAUGgAwIBAgIUOvUOxflOGp1TIh00seAcz2dpQiMwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMTA4MjQzN1oYDzIxMjYxMDI4
+MDgyNDM3WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARMlCp44vZDxrw0Vfa6IhHcgHA0C2NhZFzw9i8NRA/EwkqiOxXut5NG
+MGA0TK6M0czN/T+R7gKPsitGpOnJmx+0o28wbTAdBgNVHQ4EFgQU55l03zBzjtsi
+6PsaPjzNvEfFn3QwHwYDVR0jBBgwFoAU55l03zBzjtsi6PsaPjzNvEfFn3QwDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDRwAwRAIgSfYOBgADDV+djfvyDd7Oht1SDEPJL/YUTLa/FN4OnO8CIBYF
+052DQBmHJTeWXvsLUZ4F+XH/eIkLPSPPZPIsaakW
+-----END CERTIFICATE-----`;
+
+test('https endpoints: TLS with the host verified against the given CA; an unknown CA is refused', async () => {
+  const srv = createTlsServer({ key: TEST_KEY, cert: TEST_CERT }, (s) => {
+    s.on('error', () => undefined);
+    s.on('data', () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ntls'));
+  });
+  servers.push(srv as unknown as Server);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  const p = pool(`https://localhost:${port}`, { tls: { ca: TEST_CERT } });
+  const a = collect();
+  p.dispatch(REQ, a.handler);
+  const o = await a.done;
+  assert.equal(o.error, undefined);
+  assert.equal(o.body.toString(), 'tls');
+  const q = pool(`https://localhost:${port}`);
+  const b = collect();
+  q.dispatch(REQ, b.handler);
+  const ob = await b.done;
+  assert.match(String((ob.error as NodeJS.ErrnoException)?.code), /SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO/);
 });

@@ -134,6 +134,11 @@ const enum ChunkState {
   Trailers,
 }
 
+const EMPTY = Buffer.alloc(0);
+const noop = (): void => undefined;
+/** Handler of a settled exchange (drops the references to the request's objects at once). */
+const SETTLED: UpstreamHandler = { onConnect: noop, onHeaders: () => true, onData: () => true, onComplete: noop, onError: noop };
+
 /** One exchange: the request, its handler and its progress. */
 class Exchange {
   settled = false;
@@ -144,8 +149,8 @@ class Exchange {
   readonly abort: (err?: Error) => void;
   constructor(
     readonly pool: UpstreamPool,
-    readonly wire: Buffer,
-    readonly handler: UpstreamHandler,
+    public wire: Buffer,
+    public handler: UpstreamHandler,
   ) {
     this.abort = (err?: Error) => this.pool.abortExchange(this, err ?? new UpstreamError('UPSTREAM_ABORTED', 'request aborted'));
   }
@@ -673,6 +678,8 @@ export class UpstreamPool {
     if (!ex.settled) {
       ex.settled = true;
       ex.handler.onComplete();
+      ex.handler = SETTLED;
+      ex.wire = EMPTY;
     }
     if (reuse && !c.dead) this.release(c);
     else this.next();
@@ -738,6 +745,8 @@ export class UpstreamPool {
     if (ex.settled) return;
     ex.settled = true;
     ex.handler.onError(err);
+    ex.handler = SETTLED;
+    ex.wire = EMPTY;
   }
 
   private ensureSweep(): void {

@@ -14,7 +14,7 @@
 import type { EndpointState } from '../engines/state.ts';
 import type { StrategyFactory } from './factory.ts';
 import type { Filter, RoutingContext, RoutingDecision, RoutingRequest, RequestOutcome, RoutingStrategy } from './types.ts';
-import { cacheAwareStrategies } from './cache/index.ts';
+import { cacheAwareStrategies, isKvEventSink, type KvEventSink } from './cache/index.ts';
 import { BASE_FILTERS, applyFilters, combine, fmt, lazyDecision, maxScorePicker, noEndpoint, scoresById } from './framework.ts';
 import {
   createLeastKvCache,
@@ -142,11 +142,18 @@ export function createStrategy(spec: string, options?: Record<string, unknown>):
  * the members' exposed filters (so a member's `excludeStale` applies to the combination),
  * the members' scores combined with their weights, max-score picker (ties random). Lifecycle hooks
  * are forwarded to every member; `onRouted` of each member runs after the choice, and their headers
- * are merged into the decision.
+ * are merged into the decision. When members consume KV events (`kv-aware`, `cache-cost-kv`), the
+ * combination is itself a `KvEventSink` that forwards each batch and gap to them, so the gateway
+ * and the DES feed a combination such as `cache-cost-kv:2,least-request` as they feed the member
+ * alone (without such members it has no KV-event methods and nothing subscribes for it).
  */
 export class CombinedStrategy implements RoutingStrategy {
   /** Base filters plus the filters members expose (`filters` property, e.g. `excludeStale`), each once by name. */
   readonly filters: readonly Filter[];
+  /** Present only when a member consumes KV events: forwards to those members. */
+  readonly applyKvEvents?: KvEventSink['applyKvEvents'];
+  /** Present only when a member consumes KV events: forwards to those members. */
+  readonly onKvEventGap?: KvEventSink['onKvEventGap'];
 
   constructor(
     readonly name: string,
@@ -159,6 +166,15 @@ export class CombinedStrategy implements RoutingStrategy {
       for (const f of own as Filter[]) if (!filters.some((g) => g.name === f.name)) filters.push(f);
     }
     this.filters = filters;
+    const sinks = members.map((m) => m.strategy).filter((s): s is RoutingStrategy & KvEventSink => isKvEventSink(s));
+    if (sinks.length) {
+      this.applyKvEvents = (endpointId, batch) => {
+        for (const s of sinks) s.applyKvEvents(endpointId, batch);
+      };
+      this.onKvEventGap = (endpointId) => {
+        for (const s of sinks) s.onKvEventGap(endpointId);
+      };
+    }
   }
 
   route(req: RoutingRequest, endpoints: readonly EndpointState[], ctx: RoutingContext): RoutingDecision {

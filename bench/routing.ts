@@ -182,7 +182,11 @@ const workloads: Array<() => Workload> = [
 const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-const less = (x: number, base: number) => `${((1 - x / base) * 100).toFixed(0)}%`;
+/** "35% lower" / "16% higher": the change of x against base. */
+const less = (x: number, base: number) => {
+  const d = (1 - x / base) * 100;
+  return d >= 0 ? `${d.toFixed(0)}% lower` : `${(-d).toFixed(0)}% higher`;
+};
 
 const NOTES = `## Notes
 
@@ -206,7 +210,7 @@ for (const make of workloads) {
   process.stdout.write(`[${w.name}] capacity (random, all at once): ${sat.overall.requests.completed} requests in ${sat.simulatedS.toFixed(1)} s = ${cap.toFixed(2)} req/s\n`);
   const plain: Variant[] = STRATEGIES.map((s) => ({ label: s, router: s }));
   // The ablation (the cost model without its recompute term) runs at the headline load only.
-  const ablation: Variant | null = ABLATION && w.targets && STRATEGIES.includes('cache-cost-kv') ? { label: ABLATION_LABEL, router: 'cache-cost-kv', routerOptions: { recomputeWeight: 0 } } : null;
+  const ablation: Variant | null = ABLATION && STRATEGIES.includes('cache-cost-kv') ? { label: ABLATION_LABEL, router: 'cache-cost-kv', routerOptions: { recomputeWeight: 0 } } : null;
   let md = `## ${w.title}\n\n`;
   md += `Throughput capacity of \`random\` (all ${sat.requestsTotal} requests offered at once): ${sat.overall.requests.completed} completed in ${sat.simulatedS.toFixed(1)} simulated s = **${cap.toFixed(2)} req/s**. The workload's own rate: ${w.baseRate.toFixed(2)} req/s.\n\n`;
   const loads = w.targets || ALL_LOADS ? LOADS : [LOAD];
@@ -265,11 +269,11 @@ for (const make of workloads) {
     if (base && ranked.length) {
       const bestMean = [...ranked].sort((a, b) => a.r.overall.ttftMs.mean - b.r.overall.ttftMs.mean)[0]!;
       const bestP99 = [...ranked].sort((a, b) => a.r.overall.ttftMs.p99 - b.r.overall.ttftMs.p99)[0]!;
-      md += `\nBest mean TTFT: \`${bestMean.v.label}\` (${less(bestMean.r.overall.ttftMs.mean, base.ttftMs.mean)} lower than random); best P99 TTFT: \`${bestP99.v.label}\` (${less(bestP99.r.overall.ttftMs.p99, base.ttftMs.p99)} lower).`;
+      md += `\nBest mean TTFT: \`${bestMean.v.label}\` (${less(bestMean.r.overall.ttftMs.mean, base.ttftMs.mean)} than random); best P99 TTFT: \`${bestP99.v.label}\` (${less(bestP99.r.overall.ttftMs.p99, base.ttftMs.p99)}).`;
     }
     if (pc) {
       for (const x of rows.filter((x) => x.v.label === 'cache-cost' || x.v.label === 'cache-cost-kv'))
-        md += ` \`${x.v.label}\` vs AIBrix \`prefix-cache\`: P99 TTFT ${less(x.r.overall.ttftMs.p99, pc.r.overall.ttftMs.p99)} lower, hit rate ${pct(x.r.cluster.prefixCacheHitRate)} vs ${pct(pc.r.cluster.prefixCacheHitRate)}.`;
+        md += ` \`${x.v.label}\` vs AIBrix \`prefix-cache\`: P99 TTFT ${less(x.r.overall.ttftMs.p99, pc.r.overall.ttftMs.p99)}, hit rate ${pct(x.r.cluster.prefixCacheHitRate)} vs ${pct(pc.r.cluster.prefixCacheHitRate)}.`;
     }
     md += '\n\n' + seedMd;
     if (load === LOAD && w.targets && FLOOR_REPLICAS > 0) {

@@ -20,8 +20,8 @@
  * Targets (issue 3): inferplane >= 50% of nginx's requests/s, >= 10x Portkey's, < 1 ms added p50 at
  * 1,000 requests/s. Results go to docs/benchmarks/gateway.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
@@ -30,7 +30,7 @@ import { freePort } from '../src/fleet/managed.ts';
 
 /** The part of autocannon's API used here (the package ships no types). */
 interface AutocannonResult {
-  requests: { average: number };
+  requests: { average: number; total: number };
   latency: { p50: number; p99: number };
   errors: number;
   timeouts: number;
@@ -59,6 +59,44 @@ interface Target {
   url: string;
   path: string;
   headers: Record<string, string>;
+  /** Processes whose CPU time is this target's cost (the proxy; for nginx its worker); none for direct. */
+  pids: () => number[];
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`, 100 on Linux x86-64). */
+const CLK_TCK = (() => {
+  try {
+    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * User + system CPU time (ms) of the processes, all threads, from /proc/<pid>/stat fields 14-15
+ * (proc(5)); NaN where /proc is not available (then the CPU column reads n/a).
+ */
+function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on (comm may hold spaces)
+      ticks += Number(f[11]) + Number(f[12]); // utime (14), stime (15)
+    } catch {
+      return NaN;
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
+/** The worker processes of an nginx master (its children), by /proc. */
+function nginxWorkers(masterPid: number): number[] {
+  try {
+    return execSync(`pgrep -P ${masterPid}`, { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 const children: ChildProcess[] = [];
@@ -130,7 +168,9 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i]!;
 }
 
-async function saturation(t: Target, seconds: number): Promise<{ rps: number; p50: number; p99: number; errors: number; non2xx: number }> {
+async function saturation(t: Target, seconds: number): Promise<{ rps: number; p50: number; p99: number; errors: number; non2xx: number; cpuUsPerReq: number }> {
+  const pids = t.pids();
+  const c0 = cpuMs(pids);
   const r = await autocannon({
     url: t.url + t.path,
     method: 'POST',
@@ -140,7 +180,8 @@ async function saturation(t: Target, seconds: number): Promise<{ rps: number; p5
     duration: seconds,
     pipelining: 1,
   });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+  const cpuUsPerReq = pids.length && r.requests.total > 0 ? ((cpuMs(pids) - c0) * 1000) / r.requests.total : NaN;
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, cpuUsPerReq };
 }
 
 /** Open-loop fixed-rate run; latencies in ms (µs resolution). */
@@ -180,12 +221,12 @@ async function fixedRate(t: Target, rate: number, seconds: number): Promise<{ p5
 }
 
 async function main(): Promise<void> {
-  const [upPort, ngPort, gwPort, pkPort, mpPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [upPort, ngPort, gwPort, pkPort, mpPort, gw2Port] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   // 1. Upstream: nginx returning a fixed body.
   startNginx('upstream', upPort, `  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      default_type application/json;\n      return 200 '${RESP_BODY}';\n    }\n  }`);
   await waitHttp(`http://127.0.0.1:${upPort}/health`);
   // 2. nginx as a proxy, one worker, keepalive to the upstream.
-  startNginx(
+  const ngMaster = startNginx(
     'proxy',
     ngPort,
     `  upstream up { server 127.0.0.1:${upPort}; keepalive 128; }\n  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n    }\n  }`,
@@ -197,6 +238,12 @@ async function main(): Promise<void> {
   const gw = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(gw);
   await waitHttp(`http://127.0.0.1:${gwPort}/health`);
+  // 3b. Reference: the same gateway with request logs off (level warn), to show what the log line costs.
+  const fleet2 = join(dir, 'fleet-nolog.yaml');
+  writeFileSync(fleet2, `gateway:\n  port: ${gw2Port}\n  routing: least-request\n  logLevel: warn\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
+  const gw2 = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet2], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(gw2);
+  await waitHttp(`http://127.0.0.1:${gw2Port}/health`);
   // 4. Reference floor: the smallest node:http + undici proxy (no parsing, routing, metrics or logs).
   const minProxy = join(dir, 'min-proxy.mjs');
   writeFileSync(
@@ -216,14 +263,17 @@ createServer((req, res) => {
 }).listen(${mpPort}, '127.0.0.1');
 `,
   );
-  children.push(spawn(process.execPath, [minProxy], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  const mp = spawn(process.execPath, [minProxy], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(mp);
   await waitHttp(`http://127.0.0.1:${mpPort}/`, { method: 'POST', body: '{}' });
   // 5. Portkey.
   let portkeyError: string | undefined;
+  let pkPid = 0;
   const pkHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upPort}/v1`, authorization: 'Bearer sk-unused' };
   try {
     const pk = spawn(process.execPath, [resolve('node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${pkPort}`, '--headless'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
     children.push(pk);
+    pkPid = pk.pid ?? 0;
     let err = '';
     pk.stderr!.on('data', (d) => (err += d));
     await waitHttp(`http://127.0.0.1:${pkPort}/`, {}, 30_000).catch((e) => {
@@ -237,12 +287,13 @@ createServer((req, res) => {
   }
 
   const targets: Target[] = [
-    { name: 'direct', url: `http://127.0.0.1:${upPort}`, path: '/v1/chat/completions', headers: {} },
-    { name: 'inferplane', url: `http://127.0.0.1:${gwPort}`, path: '/v1/chat/completions', headers: {} },
-    { name: 'nginx', url: `http://127.0.0.1:${ngPort}`, path: '/v1/chat/completions', headers: {} },
-    { name: 'node-minimal', url: `http://127.0.0.1:${mpPort}`, path: '/v1/chat/completions', headers: {} },
+    { name: 'direct', url: `http://127.0.0.1:${upPort}`, path: '/v1/chat/completions', headers: {}, pids: () => [] },
+    { name: 'inferplane', url: `http://127.0.0.1:${gwPort}`, path: '/v1/chat/completions', headers: {}, pids: () => [gw.pid!] },
+    { name: 'inferplane (logs off)', url: `http://127.0.0.1:${gw2Port}`, path: '/v1/chat/completions', headers: {}, pids: () => [gw2.pid!] },
+    { name: 'nginx', url: `http://127.0.0.1:${ngPort}`, path: '/v1/chat/completions', headers: {}, pids: () => nginxWorkers(ngMaster.pid!) },
+    { name: 'node-minimal', url: `http://127.0.0.1:${mpPort}`, path: '/v1/chat/completions', headers: {}, pids: () => [mp.pid!] },
   ];
-  if (!portkeyError) targets.push({ name: 'portkey', url: `http://127.0.0.1:${pkPort}`, path: '/v1/chat/completions', headers: pkHeaders });
+  if (!portkeyError) targets.push({ name: 'portkey', url: `http://127.0.0.1:${pkPort}`, path: '/v1/chat/completions', headers: pkHeaders, pids: () => (pkPid ? [pkPid] : []) });
 
   // Sanity: every target returns the upstream's body.
   for (const t of targets) {
@@ -279,17 +330,20 @@ createServer((req, res) => {
   for (const t of targets) {
     const S = satRuns[t.name]!;
     const F = fixedRuns[t.name]!;
-    sat[t.name] = { rps: med(S.map((x) => x.rps)), p50: med(S.map((x) => x.p50)), p99: med(S.map((x) => x.p99)), errors: S.reduce((a, x) => a + x.errors, 0), non2xx: S.reduce((a, x) => a + x.non2xx, 0) };
+    sat[t.name] = { rps: med(S.map((x) => x.rps)), p50: med(S.map((x) => x.p50)), p99: med(S.map((x) => x.p99)), errors: S.reduce((a, x) => a + x.errors, 0), non2xx: S.reduce((a, x) => a + x.non2xx, 0), cpuUsPerReq: med(S.map((x) => x.cpuUsPerReq)) };
     fixed[t.name] = { p50: med(F.map((x) => x.p50)), p99: med(F.map((x) => x.p99)), sent: F.reduce((a, x) => a + x.sent, 0), failed: F.reduce((a, x) => a + x.failed, 0), achievedRps: med(F.map((x) => x.achievedRps)) };
   }
-  const perRound = targets.map((t) => `| ${t.name} | ${satRuns[t.name]!.map((x) => x.rps.toFixed(0)).join(' / ')} | ${fixedRuns[t.name]!.map((x) => x.p50.toFixed(3)).join(' / ')} |`).join('\n');
+  const cpuFmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+  const perRound = targets
+    .map((t) => `| ${t.name} | ${satRuns[t.name]!.map((x) => x.rps.toFixed(0)).join(' / ')} | ${t.name === 'direct' ? '-' : satRuns[t.name]!.map((x) => cpuFmt(x.cpuUsPerReq)).join(' / ')} | ${fixedRuns[t.name]!.map((x) => x.p50.toFixed(3)).join(' / ')} |`)
+    .join('\n');
 
   const d = fixed.direct!;
   const ds = sat.direct!;
   const row = (n: string) => {
     const s = sat[n]!;
     const f = fixed[n]!;
-    return `| ${n} | ${s.rps.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${n === 'direct' ? '-' : `+${(s.p50 - ds.p50).toFixed(2)} / +${(s.p99 - ds.p99).toFixed(2)}`} | ${f.achievedRps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${n === 'direct' ? '-' : `+${(f.p50 - d.p50).toFixed(3)} / +${(f.p99 - d.p99).toFixed(3)}`} | ${s.errors + s.non2xx + f.failed} |`;
+    return `| ${n} | ${s.rps.toFixed(0)} | ${n === 'direct' ? '-' : cpuFmt(s.cpuUsPerReq)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${n === 'direct' ? '-' : `+${(s.p50 - ds.p50).toFixed(2)} / +${(s.p99 - ds.p99).toFixed(2)}`} | ${f.achievedRps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${n === 'direct' ? '-' : `+${(f.p50 - d.p50).toFixed(3)} / +${(f.p99 - d.p99).toFixed(3)}`} | ${s.errors + s.non2xx + f.failed} |`;
   };
   const ip = sat.inferplane!.rps;
   const vsNginx = ip / sat.nginx!.rps;
@@ -305,6 +359,7 @@ createServer((req, res) => {
     `- inferplane / nginx requests/s: **${(vsNginx * 100).toFixed(1)}%** (target >= 50%): ${vsNginx >= 0.5 ? 'met' : 'NOT met'}`,
     vsPortkey !== undefined ? `- inferplane / Portkey requests/s: **${vsPortkey.toFixed(2)}x** (target >= 10x): ${vsPortkey >= 10 ? 'met' : 'NOT met'}` : `- Portkey: not measured (${portkeyError})`,
     `- same-round ratios, inferplane / nginx: ${fmtRatios(nginxRounds, true)} (median ${(med(nginxRounds) * 100).toFixed(1)}%)${portkeyRounds ? `; inferplane / Portkey: ${fmtRatios(portkeyRounds, false)} (median ${med(portkeyRounds).toFixed(1)}x)` : ''}`,
+    `- proxy CPU per request, inferplane / nginx: ${(sat.inferplane!.cpuUsPerReq / sat.nginx!.cpuUsPerReq).toFixed(2)}x (${cpuFmt(sat.inferplane!.cpuUsPerReq)} vs ${cpuFmt(sat.nginx!.cpuUsPerReq)} µs); node-minimal / nginx: ${(sat['node-minimal']!.cpuUsPerReq / sat.nginx!.cpuUsPerReq).toFixed(2)}x`,
     `- for reference: inferplane / node-minimal requests/s: ${(vsMinimal * 100).toFixed(0)}%; node-minimal / nginx: ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}%`,
     `- inferplane added p50 at ${RATE} req/s: **${(addedP50 * 1000).toFixed(0)} µs** (target < 1 ms): ${addedP50 < 1 ? 'met' : 'NOT met'}`,
   ];
@@ -317,21 +372,22 @@ createServer((req, res) => {
 - Command: \`npm run bench:gateway\` (env: BENCH_ROUNDS=${ROUNDS}, BENCH_DURATION_S=${DURATION_S}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_RATE_S=${RATE_S})
 
 Upstream: nginx returning a fixed ${RESP_BODY.length}-byte chat completion. Request: a ${REQ_BODY.length}-byte \`POST /v1/chat/completions\`.
-inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on.
+inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on. inferplane (logs off): the same at log level warn (reference: what the per-request log line costs; not a target).
 nginx: 1.22, one worker, upstream keepalive 128. node-minimal (reference floor, not a target): the smallest \`node:http\` + undici pass-through proxy, with no parsing, routing, metrics or logs. Portkey: \`@portkey-ai/gateway\` 1.15.2 on Node, provider \`openai\` with \`x-portkey-custom-host\`.
 
 ${ROUNDS} rounds; in each round every target gets a saturation run then a fixed-rate run (targets interleaved so machine-load changes hit all alike); figures are medians over rounds.
 Saturation: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s (after one 2 s warm-up per target); latency in ms (autocannon's ms resolution).
+Proxy CPU µs/req: user + system CPU time of the proxy's processes (all threads; nginx: its worker) during the saturation run, from /proc/<pid>/stat, divided by the requests completed. Less sensitive to other load on a shared machine than requests/s, and the measure of what each request costs the proxy.
 Fixed rate: open-loop ${RATE} requests/s for ${RATE_S} s through an undici pool, per-request \`hrtime\` (ms with µs resolution). "Added" = target minus direct.
 
-| target | req/s (saturation) | p50 ms | p99 ms | added p50 / p99 ms | achieved req/s (fixed) | p50 ms @${RATE}/s | p99 ms @${RATE}/s | added p50 / p99 ms @${RATE}/s | errors |
-|---|---|---|---|---|---|---|---|---|---|
+| target | req/s (saturation) | proxy CPU µs/req | p50 ms | p99 ms | added p50 / p99 ms | achieved req/s (fixed) | p50 ms @${RATE}/s | p99 ms @${RATE}/s | added p50 / p99 ms @${RATE}/s | errors |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${targets.map((t) => row(t.name)).join('\n')}
 
-Per round (saturation req/s; fixed-rate p50 ms):
+Per round (saturation req/s and proxy CPU per request; fixed-rate p50 ms):
 
-| target | req/s per round | p50 ms @${RATE}/s per round |
-|---|---|---|
+| target | req/s per round | proxy CPU µs/req per round | p50 ms @${RATE}/s per round |
+|---|---|---|---|
 ${perRound}
 
 ## Against the targets
@@ -346,13 +402,15 @@ ${portkeyError ? `\nPortkey could not be measured in this run: ${portkeyError}\n
   the machine you care about.
 - node-minimal shows what a bare single-process Node proxy (\`node:http\` + undici, no parsing,
   routing, metrics or logs) reaches here: ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}% of nginx's requests/s; inferplane reached ${(vsMinimal * 100).toFixed(0)}% of node-minimal.
-  The gateway is bound by its one event-loop thread. Its CPU per request on this machine
-  (process user+sys over 30,000 requests, autocannon 32 connections, minimum of 5 alternating
-  runs, 2026-11-21): about 76-85 µs with JSON request logs on, about 67 µs with them off, against
-  about 40 µs for a bare \`node:http\` proxy over the same upstream pool. The two socket writes per
-  request (system calls) are about a quarter of it; pino's request line (serialization plus
-  sonic-boom's buffering) is the largest single item of the gateway's own work. For 50% of
-  nginx's rate here the gateway thread would have to stay near 55 µs per request.
+  The gateway is bound by its one event-loop thread. CPU per request in this run (median over
+  rounds): inferplane ${cpuFmt(sat.inferplane!.cpuUsPerReq)} µs, with request logs off ${cpuFmt(sat['inferplane (logs off)']!.cpuUsPerReq)} µs, node-minimal
+  ${cpuFmt(sat['node-minimal']!.cpuUsPerReq)} µs, the nginx worker ${cpuFmt(sat.nginx!.cpuUsPerReq)} µs. Two socket writes per request (system calls) are about a
+  quarter of the gateway thread's time; the per-request JSON log line (pino serialization plus
+  sonic-boom's buffering) is the largest single item of its own work; the rest is \`node:http\`'s
+  request/response objects, the body's \`JSON.parse\` and checks, strategy selection, accounting
+  and their garbage. One thread serving 50% of nginx's requests/s (${(sat.nginx!.rps / 2).toFixed(0)}/s) has at most
+  ${(2e6 / sat.nginx!.rps).toFixed(0)} µs of CPU per request; nginx itself is not CPU-bound here (its worker is busy
+  ${((sat.nginx!.rps * sat.nginx!.cpuUsPerReq) / 1e4).toFixed(0)}% of the time at its measured rate; the load generator and the upstream share the cores).
 - Portkey is saturated well below 1,000 requests/s here, so its fixed-rate latencies are queueing
   delays, not per-request overhead.
 `;

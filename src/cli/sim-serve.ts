@@ -65,71 +65,33 @@ export function parseKvEventsConfig(v: string): { endpoint?: string; topic?: str
   };
 }
 
-interface ServeFlags {
-  model: string;
-  servedModelName?: string[];
+/**
+ * Flags as commander parses them: `SimServerOptions` (same names, camelCase vLLM flags) except the
+ * spelling of `--kv-offload-gib` and vLLM's `--kv-events-config` JSON, which `flagsToOptions` folds
+ * into the KV-event options (explicit `--kv-events-*` flags win).
+ */
+type ServeFlags = Omit<SimServerOptions, 'kvOffloadGiB' | 'host' | 'port' | 'timeScale' | 'enablePrefixCaching' | 'enablePromptTokensDetails'> & {
   host: string;
   port: number;
-  gpu?: string;
-  tensorParallelSize?: number;
-  maxNumSeqs?: number;
-  maxNumBatchedTokens?: number;
-  maxModelLen?: number;
-  gpuMemoryUtilization?: number;
-  blockSize?: number;
-  enablePrefixCaching: boolean;
-  kvOffloadGib?: number;
-  numGpuBlocksOverride?: number;
-  enableLora?: boolean;
-  maxLoras?: number;
-  maxCpuLoras?: number;
-  maxLoraRank?: number;
-  loraModules?: LoraModule[];
-  seed?: number;
   timeScale: number;
-  kvEventsEndpoint?: string;
-  kvEventsTopic?: string;
-  kvEventsReplayEndpoint?: string;
-  kvEventsConfig?: { endpoint?: string; topic?: string; replayEndpoint?: string };
-  v0Metrics?: boolean;
+  enablePrefixCaching: boolean;
   enablePromptTokensDetails: boolean;
-  dialect?: 'vllm' | 'sglang';
-}
+  kvOffloadGib?: number;
+  kvEventsConfig?: { endpoint?: string; topic?: string; replayEndpoint?: string };
+};
 
-/** Converts parsed flags to `startSimServer` options. */
+/** Converts parsed flags to `startSimServer` options (commander sets only the flags given or defaulted). */
 export function flagsToOptions(f: ServeFlags): SimServerOptions {
-  const kv = f.kvEventsConfig ?? {};
+  const { kvOffloadGib, kvEventsConfig: kv = {}, ...rest } = f;
   const endpoint = f.kvEventsEndpoint ?? kv.endpoint;
   const topic = f.kvEventsTopic ?? kv.topic;
   const replay = f.kvEventsReplayEndpoint ?? kv.replayEndpoint;
   return {
-    model: f.model,
-    host: f.host,
-    port: f.port,
-    timeScale: f.timeScale,
-    enablePrefixCaching: f.enablePrefixCaching,
-    enablePromptTokensDetails: f.enablePromptTokensDetails,
-    ...(f.servedModelName && { servedModelName: f.servedModelName }),
-    ...(f.gpu !== undefined && { gpu: f.gpu }),
-    ...(f.tensorParallelSize !== undefined && { tensorParallelSize: f.tensorParallelSize }),
-    ...(f.maxNumSeqs !== undefined && { maxNumSeqs: f.maxNumSeqs }),
-    ...(f.maxNumBatchedTokens !== undefined && { maxNumBatchedTokens: f.maxNumBatchedTokens }),
-    ...(f.maxModelLen !== undefined && { maxModelLen: f.maxModelLen }),
-    ...(f.gpuMemoryUtilization !== undefined && { gpuMemoryUtilization: f.gpuMemoryUtilization }),
-    ...(f.blockSize !== undefined && { blockSize: f.blockSize }),
-    ...(f.kvOffloadGib !== undefined && { kvOffloadGiB: f.kvOffloadGib }),
-    ...(f.numGpuBlocksOverride !== undefined && { numGpuBlocksOverride: f.numGpuBlocksOverride }),
-    ...(f.enableLora && { enableLora: true }),
-    ...(f.maxLoras !== undefined && { maxLoras: f.maxLoras }),
-    ...(f.maxCpuLoras !== undefined && { maxCpuLoras: f.maxCpuLoras }),
-    ...(f.maxLoraRank !== undefined && { maxLoraRank: f.maxLoraRank }),
-    ...(f.loraModules && { loraModules: f.loraModules }),
-    ...(f.seed !== undefined && { seed: f.seed }),
+    ...rest,
+    ...(kvOffloadGib !== undefined && { kvOffloadGiB: kvOffloadGib }),
     ...(endpoint !== undefined && { kvEventsEndpoint: endpoint }),
     ...(topic !== undefined && { kvEventsTopic: topic }),
     ...(replay !== undefined && { kvEventsReplayEndpoint: replay }),
-    ...(f.v0Metrics && { v0Metrics: true }),
-    ...(f.dialect !== undefined && { dialect: f.dialect }),
   };
 }
 

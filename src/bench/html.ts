@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { outTokens, reportText, tpotOf, type RunReport } from './report.ts';
+import { latencySamples, outTokens, reportText, type RunReport } from './report.ts';
 import type { RequestRecord } from './record.ts';
 
 const require = createRequire(import.meta.url);
@@ -91,18 +91,10 @@ function scriptJson(v: unknown): string {
 export function renderHtml(reports: RunReport[], records: RequestRecord[][], title = 'inferplane bench report'): string {
   const data = reports.map((rep, i) => {
     const recs = records[i]!;
-    const ok = recs.filter((r) => r.ok);
+    const lat = latencySamples(recs.filter((r) => r.ok));
     return {
       name: `run ${i + 1}: ${rep.file}`,
-      cdf: {
-        ttft: cdfPoints(ok.flatMap((r) => (r.ttftMs === null ? [] : [r.ttftMs]))),
-        tpot: cdfPoints(ok.flatMap((r) => {
-          const t = tpotOf(r);
-          return t === null ? [] : [t];
-        })),
-        itl: cdfPoints(ok.flatMap((r) => r.itlMs)),
-        e2e: cdfPoints(ok.flatMap((r) => (r.e2eMs === null ? [] : [r.e2eMs]))),
-      },
+      cdf: { ttft: cdfPoints(lat.ttft), tpot: cdfPoints(lat.tpot), itl: cdfPoints(lat.itl), e2e: cdfPoints(lat.e2e) },
       series: timeSeries(recs),
       endpoints: Object.fromEntries(Object.entries(rep.endpoints).map(([k, e]) => [k, e.requests])),
     };

@@ -97,6 +97,22 @@ export function tpotOf(r: RequestRecord): number | null {
   return (r.e2eMs - r.ttftMs) / (n - 1);
 }
 
+/** Latency samples (ms) of successful records: TTFT, TPOT (`tpotOf`), every ITL gap, E2E; records lacking one are skipped for it. */
+export function latencySamples(ok: readonly RequestRecord[]): { ttft: number[]; tpot: number[]; itl: number[]; e2e: number[] } {
+  const ttft: number[] = [];
+  const tpot: number[] = [];
+  const itl: number[] = [];
+  const e2e: number[] = [];
+  for (const r of ok) {
+    if (r.ttftMs !== null) ttft.push(r.ttftMs);
+    const t = tpotOf(r);
+    if (t !== null) tpot.push(t);
+    for (const g of r.itlMs) itl.push(g);
+    if (r.e2eMs !== null) e2e.push(r.e2eMs);
+  }
+  return { ttft, tpot, itl, e2e };
+}
+
 /** Whether a record meets `slo` (and succeeded). Metrics the record lacks fail a given SLO. */
 export function meetsSlo(r: RequestRecord, slo: Slo): boolean {
   if (!r.ok) return false;
@@ -198,15 +214,13 @@ export function summarize(records: readonly RequestRecord[], file: string, slo: 
   const withCache = ok.filter((r) => typeof r.cachedTokens === 'number' && r.promptTokens !== null);
   const cachedTok = withCache.reduce((a, r) => a + r.cachedTokens!, 0);
   const promptTokWithCache = withCache.reduce((a, r) => a + r.promptTokens!, 0);
+  const lat = latencySamples(ok);
   return {
     file,
-    ttftMs: stat(ok.flatMap((r) => (r.ttftMs === null ? [] : [r.ttftMs]))),
-    tpotMs: stat(ok.flatMap((r) => {
-      const t = tpotOf(r);
-      return t === null ? [] : [t];
-    })),
-    itlMs: stat(ok.flatMap((r) => r.itlMs)),
-    e2eMs: stat(ok.flatMap((r) => (r.e2eMs === null ? [] : [r.e2eMs]))),
+    ttftMs: stat(lat.ttft),
+    tpotMs: stat(lat.tpot),
+    itlMs: stat(lat.itl),
+    e2eMs: stat(lat.e2e),
     e2eFromScheduleMs: stat(ok.flatMap((r) => (r.e2eMs === null ? [] : [r.e2eMs + r.lateMs]))),
     lateMs: { ...lateS, max: records.length ? Math.max(...records.map((r) => r.lateMs)) : null },
     throughput: { requestsPerS: per(ok.length), outputTokensPerS: per(outTok), inputTokensPerS: per(inTok) },

@@ -171,6 +171,8 @@ class Connection {
   dead = false;
   /** Idle keep-alive expiry hint from the server (ms), 0 = none. */
   serverKeepAliveMs = 0;
+  /** When the connection last became idle (pool clock, ms); read only while it is in the idle list. */
+  idleSinceMs = 0;
   // parser state
   private head: Buffer | null = null;
   private inBody = false;
@@ -587,7 +589,6 @@ export class UpstreamPool {
   private readonly conns = new Set<Connection>();
   /** Idle connections, most recently used last (LIFO reuse keeps few sockets warm). */
   private readonly idle: Connection[] = [];
-  private readonly idleSince = new Map<Connection, number>();
   private readonly queue: Exchange[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
@@ -658,7 +659,6 @@ export class UpstreamPool {
   private assign(ex: Exchange): void {
     const c = this.idle.pop();
     if (c) {
-      this.idleSince.delete(c);
       c.send(ex);
       return;
     }
@@ -697,7 +697,7 @@ export class UpstreamPool {
     const ex = this.queue.shift();
     if (ex) return c.send(ex);
     this.idle.push(c);
-    this.idleSince.set(c, this.now());
+    c.idleSinceMs = this.now();
   }
 
   private next(): void {
@@ -711,7 +711,6 @@ export class UpstreamPool {
     this.conns.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    this.idleSince.delete(c);
     if (ex && !ex.settled) {
       ex.conn = null;
       const stale = c.served > 0 && ex.bytesIn === 0 && !ex.retried && !(err instanceof UpstreamError && (err.code === 'UPSTREAM_ABORTED' || err.code.endsWith('TIMEOUT')));
@@ -762,9 +761,8 @@ export class UpstreamPool {
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const c = this.idle[i]!;
       const ttl = c.serverKeepAliveMs > 0 ? Math.min(this.keepAliveTimeoutMs, Math.max(0, c.serverKeepAliveMs - 1_000)) : this.keepAliveTimeoutMs;
-      if (now - (this.idleSince.get(c) ?? now) >= ttl) {
+      if (now - c.idleSinceMs >= ttl) {
         this.idle.splice(i, 1);
-        this.idleSince.delete(c);
         this.conns.delete(c);
         c.dead = true;
         c.socket.destroy();
@@ -781,7 +779,6 @@ export class UpstreamPool {
     this.closed = true;
     for (const ex of this.queue.splice(0)) this.settleError(ex, new UpstreamError('UPSTREAM_DESTROYED', 'upstream pool is closed'));
     for (const c of this.idle.splice(0)) {
-      this.idleSince.delete(c);
       this.conns.delete(c);
       c.dead = true;
       c.socket.destroy();

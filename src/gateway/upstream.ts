@@ -139,6 +139,19 @@ const noop = (): void => undefined;
 /** Handler of a settled exchange (drops the references to the request's objects at once). */
 const SETTLED: UpstreamHandler = { onConnect: noop, onHeaders: () => true, onData: () => true, onComplete: noop, onError: noop };
 
+/**
+ * Marks `ex` settled and returns its handler for the one final callback. The exchange then drops
+ * its references to the request (handler, wire bytes): without that, settled exchanges kept whole
+ * requests alive across scavenges and old space grew under load.
+ */
+function settle(ex: Exchange): UpstreamHandler {
+  const h = ex.handler;
+  ex.settled = true;
+  ex.handler = SETTLED;
+  ex.wire = EMPTY;
+  return h;
+}
+
 /** One exchange: the request, its handler and its progress. */
 class Exchange {
   settled = false;
@@ -232,6 +245,12 @@ class Connection {
   timeout(): void {
     const ms = this.deadlineCode === 'UPSTREAM_HEADERS_TIMEOUT' ? this.pool.headersTimeoutMs : this.pool.bodyTimeoutMs;
     this.fail(new UpstreamError(this.deadlineCode, `${this.deadlineCode === 'UPSTREAM_HEADERS_TIMEOUT' ? 'no response headers' : 'no response body bytes'} from ${this.pool.target.origin} for ${ms} ms`));
+  }
+
+  /** Closes a connection that carries no exchange (idle, or done and not reusable); no callbacks. */
+  discard(): void {
+    this.dead = true;
+    this.socket.destroy();
   }
 
   /** Destroys the connection; the exchange on it (if any) fails with `err`. */
@@ -553,10 +572,7 @@ class Connection {
       this.socket.resume();
     }
     const reuse = this.reusable && !this.dead && this.framing !== Framing.Close;
-    if (!reuse) {
-      this.dead = true;
-      this.socket.destroy();
-    }
+    if (!reuse) this.discard();
     this.pool.exchangeDone(this, ex, reuse);
   }
 }
@@ -675,12 +691,7 @@ export class UpstreamPool {
   /** Called by a connection when its exchange completed. */
   exchangeDone(c: Connection, ex: Exchange, reuse: boolean): void {
     if (!reuse) this.conns.delete(c);
-    if (!ex.settled) {
-      ex.settled = true;
-      ex.handler.onComplete();
-      ex.handler = SETTLED;
-      ex.wire = EMPTY;
-    }
+    if (!ex.settled) settle(ex).onComplete();
     if (reuse && !c.dead) this.release(c);
     else this.next();
   }
@@ -688,8 +699,7 @@ export class UpstreamPool {
   /** A connection that can take another exchange. */
   private release(c: Connection): void {
     if (this.closed) {
-      c.dead = true;
-      c.socket.destroy();
+      c.discard();
       this.conns.delete(c);
       this.checkClosed();
       return;
@@ -741,11 +751,7 @@ export class UpstreamPool {
   }
 
   private settleError(ex: Exchange, err: Error): void {
-    if (ex.settled) return;
-    ex.settled = true;
-    ex.handler.onError(err);
-    ex.handler = SETTLED;
-    ex.wire = EMPTY;
+    if (!ex.settled) settle(ex).onError(err);
   }
 
   private ensureSweep(): void {
@@ -764,8 +770,7 @@ export class UpstreamPool {
       if (now - c.idleSinceMs >= ttl) {
         this.idle.splice(i, 1);
         this.conns.delete(c);
-        c.dead = true;
-        c.socket.destroy();
+        c.discard();
       }
     }
     if (this.conns.size === 0 && this.sweepTimer) {
@@ -780,8 +785,7 @@ export class UpstreamPool {
     for (const ex of this.queue.splice(0)) this.settleError(ex, new UpstreamError('UPSTREAM_DESTROYED', 'upstream pool is closed'));
     for (const c of this.idle.splice(0)) {
       this.conns.delete(c);
-      c.dead = true;
-      c.socket.destroy();
+      c.discard();
     }
     return new Promise((resolve) => {
       this.closeWaiters.push(resolve);

@@ -406,7 +406,7 @@ ${portkeyError ? `\nPortkey could not be measured in this run: ${portkeyError}\n
   rounds): inferplane ${cpuFmt(sat.inferplane!.cpuUsPerReq)} µs, with request logs off ${cpuFmt(sat['inferplane (logs off)']!.cpuUsPerReq)} µs, node-minimal
   ${cpuFmt(sat['node-minimal']!.cpuUsPerReq)} µs, the nginx worker ${cpuFmt(sat.nginx!.cpuUsPerReq)} µs. Two socket writes per request (system calls) are about a
   quarter of the gateway thread's time; the per-request JSON log line (pino serialization plus
-  sonic-boom's buffering) is the largest single item of its own work; the rest is \`node:http\`'s
+  sonic-boom's buffering) is the difference between the first two figures; the rest is \`node:http\`'s
   request/response objects, the body's \`JSON.parse\` and checks, strategy selection, accounting
   and their garbage. One thread serving 50% of nginx's requests/s (${(sat.nginx!.rps / 2).toFixed(0)}/s) has at most
   ${(2e6 / sat.nginx!.rps).toFixed(0)} µs of CPU per request; nginx itself is not CPU-bound here (its worker is busy

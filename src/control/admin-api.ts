@@ -20,9 +20,9 @@
  * Mounting (gateway): `const control = createControlAdminHandler({ autoscalers, adapters });` then, in
  * the admin branch after authentication, `if (await control(req, res)) return;`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from '../openai/errors.ts';
 import { readJsonObject, sendJson } from '../gateway/http-json.ts';
+import type { RequestLike, ResponseLike } from '../gateway/http1.ts';
 import type { AdapterManager } from './adapters/manager.ts';
 import type { AutoscalerController } from './autoscaler/controller.ts';
 import { ResourceValidationError } from './resources.ts';
@@ -37,8 +37,11 @@ export interface ControlAdminDeps {
   maxBodyBytes?: number;
 }
 
-/** Handles one request; resolves true when the path was one of these routes (a response was sent). */
-export type ControlAdminHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+/**
+ * Handles one request; resolves true when the path was one of these routes (a response was sent).
+ * Takes the gateway's `Http1Request`/`Http1Response` or `node:http`'s objects (both fit the `*Like` subsets).
+ */
+export type ControlAdminHandler = (req: RequestLike, res: ResponseLike) => Promise<boolean>;
 
 /** Maps controller errors to API errors (validation -> 400 with the field path). */
 function toApiError(e: unknown): ApiError {

@@ -1,9 +1,11 @@
 /**
  * The gateway's HTTP pipeline: auth -> parse -> model -> strategy -> limits -> route -> proxy -> account.
  *
- * - `node:http` server; upstream through one `UpstreamPool` per endpoint (`./upstream.ts`: keep-alive
- *   HTTP/1.1 built for this path; measured faster than undici here, see that module).
- * - Request bodies are read once (413 above `maxBodyBytes`), parsed once (`JSON.parse`); the original
+ * - Client side: `Http1Server` (`./http1.ts`: node:net + Node's llhttp parser, without `node:http`'s
+ *   stream objects); upstream through one `UpstreamPool` per endpoint (`./upstream.ts`: keep-alive
+ *   HTTP/1.1 built for this path; measured faster than undici here, see that module). Socket writes
+ *   of one event-loop turn are coalesced (`./write-batch.ts`).
+ * - Request bodies are read whole by the HTTP layer (413 above `maxBodyBytes`), parsed once (`JSON.parse`); the original
  *   bytes are forwarded unless the gateway must add `stream_options.include_usage` (streaming request
  *   by a key with a TPM limit whose client did not ask for usage).
  * - Responses stream through chunk by chunk with backpressure, byte for byte (the usage chunk the
@@ -22,9 +24,8 @@
  * bodies replaced (§1.4; we pass them through), single-candidate shortcut that skips the router
  * (§1.3; we always route, so session headers and stateful strategies see every request).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Http1Server, type Http1Request, type Http1Response, type RequestLike, type ResponseLike } from './http1.ts';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
 import { UpstreamPool, UpstreamError, type UpstreamHandler as UpstreamHandlerContract } from './upstream.ts';
 import type { Logger } from 'pino';
 import { createLogger } from './log.ts';
@@ -108,7 +109,7 @@ const KIND_BY_PATH: Record<string, InferenceKind> = {
   '/v1/embeddings': 'embedding',
 };
 
-function sendError(res: ServerResponse, err: ApiError, requestId?: string): void {
+function sendError(res: Http1Response, err: ApiError, requestId?: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -118,6 +119,11 @@ function sendError(res: ServerResponse, err: ApiError, requestId?: string): void
   if (requestId) h['x-request-id'] = requestId;
   res.writeHead(err.status, h);
   res.end(body);
+}
+
+/** A request header as one string (`set-cookie`, the only array-valued one, is never read here). */
+function headerString(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }
 
 function classify(e: unknown): 'timeout' | 'connect' | 'aborted' | 'other' {
@@ -146,14 +152,13 @@ export class Gateway {
   readonly kvEvents: GatewayKvEvents;
   private readonly limits?: LimitsGate;
   private readonly pools = new Map<string, UpstreamPool>();
-  private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly server: Http1Server;
   /** Abort handles of requests in flight upstream (aborted by drain and by a client disconnect). */
   private readonly active = new Set<RequestAbort>();
   private readonly now: () => number;
   private readonly random: () => number;
   private draining = false;
-  private readonly adminMounts: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>)[] = [];
+  private readonly adminMounts: ((req: RequestLike, res: ResponseLike) => Promise<boolean>)[] = [];
   /** Requests and tokens (prompt estimate + max_tokens) routed per model since the last `takeArrivals`. */
   private readonly arrivals = new Map<string, { requests: number; tokens: number }>();
   private inflight = 0;
@@ -178,10 +183,15 @@ export class Gateway {
     this.kvEvents = new GatewayKvEvents(this.fleet, this.log, (model) => this.modelConsumesKvEvents(model));
     this.kvEvents.registerMetrics(this.metrics.registry);
     this.kvEvents.start();
-    this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => this.dispatch(req, res));
-    this.server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
+    const maxBody = this.settings.maxBodyBytes;
+    this.server = new Http1Server({
+      onRequest: (req, res) => this.dispatch(req, res),
+      maxBodyBytes: maxBody,
+      keepAliveTimeoutMs: 65_000,
+      headersTimeoutMs: 60_000,
+      requestTimeoutMs: 300_000,
+      // Errors the HTTP layer answers itself (bad HTTP, 413, 408, ...) in the OpenAI envelope.
+      errorBody: (status, message, code) => JSON.stringify((status === 413 ? E.bodyTooLarge(maxBody) : new ApiError(status, message, 'invalid_request_error', code)).toBody()),
     });
     this.fleet.on('remove', (ep: EndpointState) => {
       const p = this.pools.get(ep.id);
@@ -231,7 +241,7 @@ export class Gateway {
    * `settings.coldStartTimeoutMs` each.
    * @throws ApiError 503 `cold_start_queue_full` / `cold_start_timeout` / `draining`; 499 when the client leaves.
    */
-  private waitForReplica(model: string, res: ServerResponse): Promise<void> {
+  private waitForReplica(model: string, res: Http1Response): Promise<void> {
     let q = this.coldWaiters.get(model);
     const max = this.settings.coldStartQueue;
     if ((q?.size ?? 0) >= max) return Promise.reject(E.coldStartQueueFull(model, max));
@@ -260,7 +270,7 @@ export class Gateway {
    * Mounts extra admin routes (e.g. the controllers' `createControlAdminHandler`), tried in order
    * after admin authentication; a handler resolves true when it answered the request.
    */
-  mountAdmin(handler: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>): void {
+  mountAdmin(handler: (req: RequestLike, res: ResponseLike) => Promise<boolean>): void {
     this.adminMounts.push(handler);
   }
 
@@ -278,18 +288,11 @@ export class Gateway {
 
   /** Listens; resolves with the bound port. */
   async start(port = this.settings.port, host = this.settings.host): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return (this.server.address() as AddressInfo).port;
+    return this.server.listen(port, host);
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+    return this.server.address()?.port ?? 0;
   }
 
   /** Requests being served now. */
@@ -327,7 +330,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.draining = true;
     this.server.close();
-    for (const s of this.sockets) s.destroy();
+    this.server.destroyAll();
     await Promise.all([...this.pools.values()].map((p) => p.destroy().catch(() => undefined)));
     this.pools.clear();
     await this.kvEvents.close().catch(() => undefined);
@@ -349,11 +352,11 @@ export class Gateway {
     return p;
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse): void {
-    const rawUrl = req.url ?? '/';
+  private dispatch(req: Http1Request, res: Http1Response): void {
+    const rawUrl = req.url;
     const q = rawUrl.indexOf('?');
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
-    const method = req.method ?? 'GET';
+    const method = req.method;
     if (method === 'POST' && KIND_BY_PATH[path]) {
       this.handleInference(req, res, KIND_BY_PATH[path]!, path).catch((e) => this.fail(res, e));
       return;
@@ -391,16 +394,15 @@ export class Gateway {
     sendError(res, E.notFound(path));
   }
 
-  private fail(res: ServerResponse, e: unknown): void {
+  private fail(res: Http1Response, e: unknown): void {
     if (e instanceof ApiError) return sendError(res, e);
     this.log.error({ err: e }, 'internal error');
     sendError(res, new ApiError(500, `internal gateway error: ${(e as Error)?.message ?? String(e)}`, 'api_error', 'internal_error'));
   }
 
-  private models(req: IncomingMessage, res: ServerResponse): void {
-    req.resume();
+  private models(req: Http1Request, res: Http1Response): void {
     try {
-      this.keys.authenticate(req.headers.authorization);
+      this.keys.authenticate(headerString(req.headers.authorization));
     } catch (e) {
       return sendError(res, e as ApiError);
     }
@@ -411,34 +413,7 @@ export class Gateway {
     res.end(body);
   }
 
-  /** Reads the whole body; 413 above the limit (by content-length up front, or while reading). */
-  private readBody(req: IncomingMessage): Promise<Buffer> {
-    const limit = this.settings.maxBodyBytes;
-    const cl = req.headers['content-length'];
-    if (cl !== undefined && Number(cl) > limit) {
-      req.resume();
-      return Promise.reject(E.bodyTooLarge(limit));
-    }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      let over = false;
-      req.on('data', (c: Buffer) => {
-        if (over) return;
-        n += c.length;
-        if (n > limit) {
-          over = true;
-          reject(E.bodyTooLarge(limit));
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => !over && resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n)));
-      req.on('error', reject);
-    });
-  }
-
-  private async handleInference(req: IncomingMessage, res: ServerResponse, kind: InferenceKind, path: string): Promise<void> {
+  private async handleInference(req: Http1Request, res: Http1Response, kind: InferenceKind, path: string): Promise<void> {
     const t0 = this.now();
     const hdr = req.headers;
     const given = hdr['x-request-id'];
@@ -460,9 +435,9 @@ export class Gateway {
     let errCode: string | number | null = null;
     let rpsModel: string | undefined;
     try {
-      const key = this.keys.authenticate(hdr.authorization);
+      const key = this.keys.authenticate(headerString(hdr.authorization));
       keyName = key?.name;
-      const raw = await this.readBody(req);
+      const raw = req.body; // whole, at most maxBodyBytes (the HTTP layer answered 413 otherwise)
       const parsed = parseInference(kind, raw);
       modelName = parsed.model;
       let resolved = this.fleet.resolveModel(parsed.model);
@@ -614,8 +589,8 @@ export class Gateway {
   }
 
   private async proxy(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: Http1Request,
+    res: Http1Response,
     p: {
       path: string;
       requestId: string;
@@ -640,7 +615,7 @@ export class Gateway {
     res.on('close', onClose);
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': p.requestId };
     if (p.model.upstreamApiKey) headers.authorization = `Bearer ${p.model.upstreamApiKey}`;
-    const accept = req.headers.accept;
+    const accept = headerString(req.headers.accept);
     if (accept) headers.accept = accept;
     let lastErr: ApiError | undefined;
     let lastReason = '';
@@ -762,7 +737,7 @@ export class Gateway {
    * client socket is full), usage read on the way. Never rejects.
    */
   private exchange(
-    res: ServerResponse,
+    res: Http1Response,
     ep: EndpointState,
     ac: RequestAbort,
     headers: Record<string, string>,
@@ -778,13 +753,13 @@ export class Gateway {
     });
   }
 
-  private async admin(req: IncomingMessage, res: ServerResponse, method: string, path: string): Promise<void> {
+  private async admin(req: Http1Request, res: Http1Response, method: string, path: string): Promise<void> {
     const adminKey = this.settings.adminKey;
     if (!adminKey) {
       req.resume();
       return sendError(res, E.notFound(path));
     }
-    const auth = req.headers.authorization ?? '';
+    const auth = headerString(req.headers.authorization) ?? '';
     if (auth !== `Bearer ${adminKey}`) {
       req.resume();
       return sendError(res, E.badApiKey(!auth));
@@ -877,7 +852,7 @@ class RequestAbort {
   handler: UpstreamHandler | null = null;
   /** Listener for the response's `close` (bound once per request). */
   readonly onClose: () => void;
-  constructor(private readonly res: ServerResponse) {
+  constructor(private readonly res: Http1Response) {
     this.onClose = this.closed.bind(this);
   }
   private closed(): void {
@@ -924,7 +899,7 @@ class UpstreamHandler implements UpstreamHandlerContract {
   private resumeFn: (() => void) | null = null;
 
   constructor(
-    private readonly res: ServerResponse,
+    private readonly res: Http1Response,
     private readonly ep: EndpointState,
     private readonly ac: RequestAbort,
     private readonly p: ExchangeRequest,

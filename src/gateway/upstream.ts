@@ -40,6 +40,7 @@
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { corkUntilTurnEnd } from './write-batch.ts';
 
 /** Error codes of `UpstreamError`. */
 export type UpstreamErrorCode =
@@ -233,6 +234,7 @@ class Connection {
     this.paused = false;
     this.pending = null;
     this.setDeadline(this.pool.headersTimeoutMs, 'UPSTREAM_HEADERS_TIMEOUT');
+    corkUntilTurnEnd(this.socket);
     this.socket.write(ex.wire);
   }
 

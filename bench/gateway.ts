@@ -7,7 +7,9 @@
  *   (`return 200`), so the upstream costs as little CPU as possible;
  * - direct: the load generator talks to the upstream itself (the baseline);
  * - inferplane: `node bin/inferplane.js gateway -c <fleet>` (single process, `least-request`,
- *   request logs at info level written to /dev/null, metrics scraping on);
+ *   request logs at info level written to /dev/null, metrics scraping on); two reference rows run
+ *   the same gateway with request logs off, and with write coalescing off
+ *   (`INFERPLANE_WRITE_COALESCING=off`, see src/gateway/write-batch.ts);
  * - nginx: one worker (`worker_processes 1`), `proxy_pass` with an upstream keepalive pool;
  * - portkey: `@portkey-ai/gateway` on Node, provider `openai` with `x-portkey-custom-host` pointing at
  *   the upstream.
@@ -244,6 +246,13 @@ async function main(): Promise<void> {
   const gw2 = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet2], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(gw2);
   await waitHttp(`http://127.0.0.1:${gw2Port}/health`);
+  // 3c. Reference: the same gateway without write coalescing, to show what coalescing gains.
+  const gw3Port = await freePort();
+  const fleet3 = join(dir, 'fleet-nocoalesce.yaml');
+  writeFileSync(fleet3, `gateway:\n  port: ${gw3Port}\n  routing: least-request\n  logLevel: info\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
+  const gw3 = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet3], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, INFERPLANE_WRITE_COALESCING: 'off' } });
+  children.push(gw3);
+  await waitHttp(`http://127.0.0.1:${gw3Port}/health`);
   // 4. Reference floor: the smallest node:http + undici proxy (no parsing, routing, metrics or logs).
   const minProxy = join(dir, 'min-proxy.mjs');
   writeFileSync(
@@ -290,6 +299,7 @@ createServer((req, res) => {
     { name: 'direct', url: `http://127.0.0.1:${upPort}`, path: '/v1/chat/completions', headers: {}, pids: () => [] },
     { name: 'inferplane', url: `http://127.0.0.1:${gwPort}`, path: '/v1/chat/completions', headers: {}, pids: () => [gw.pid!] },
     { name: 'inferplane (logs off)', url: `http://127.0.0.1:${gw2Port}`, path: '/v1/chat/completions', headers: {}, pids: () => [gw2.pid!] },
+    { name: 'inferplane (no write coalescing)', url: `http://127.0.0.1:${gw3Port}`, path: '/v1/chat/completions', headers: {}, pids: () => [gw3.pid!] },
     { name: 'nginx', url: `http://127.0.0.1:${ngPort}`, path: '/v1/chat/completions', headers: {}, pids: () => nginxWorkers(ngMaster.pid!) },
     { name: 'node-minimal', url: `http://127.0.0.1:${mpPort}`, path: '/v1/chat/completions', headers: {}, pids: () => [mp.pid!] },
   ];
@@ -372,7 +382,7 @@ createServer((req, res) => {
 - Command: \`npm run bench:gateway\` (env: BENCH_ROUNDS=${ROUNDS}, BENCH_DURATION_S=${DURATION_S}, BENCH_CONNECTIONS=${CONNECTIONS}, BENCH_RATE_S=${RATE_S})
 
 Upstream: nginx returning a fixed ${RESP_BODY.length}-byte chat completion. Request: a ${REQ_BODY.length}-byte \`POST /v1/chat/completions\`.
-inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on. inferplane (logs off): the same at log level warn (reference: what the per-request log line costs; not a target).
+inferplane: one \`inferplane gateway\` process, strategy \`least-request\`, JSON request logs at info (to /dev/null), engine scraping on. References, not targets: inferplane (logs off), the same at log level warn (what the per-request log line costs); inferplane (no write coalescing), the same with \`INFERPLANE_WRITE_COALESCING=off\` (what coalescing the socket writes of one event-loop turn gains, src/gateway/write-batch.ts).
 nginx: 1.22, one worker, upstream keepalive 128. node-minimal (reference floor, not a target): the smallest \`node:http\` + undici pass-through proxy, with no parsing, routing, metrics or logs. Portkey: \`@portkey-ai/gateway\` 1.15.2 on Node, provider \`openai\` with \`x-portkey-custom-host\`.
 
 ${ROUNDS} rounds; in each round every target gets a saturation run then a fixed-rate run (targets interleaved so machine-load changes hit all alike); figures are medians over rounds.
@@ -400,17 +410,18 @@ ${portkeyError ? `\nPortkey could not be measured in this run: ${portkeyError}\n
   absolute requests/s are low and noisy (see the per-round spread); the ratios between targets
   measured in the same run are what this page is for. Re-run with \`npm run bench:gateway\` on
   the machine you care about.
-- node-minimal shows what a bare single-process Node proxy (\`node:http\` + undici, no parsing,
-  routing, metrics or logs) reaches here: ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}% of nginx's requests/s; inferplane reached ${(vsMinimal * 100).toFixed(0)}% of node-minimal.
-  The gateway is bound by its one event-loop thread. CPU per request in this run (median over
-  rounds): inferplane ${cpuFmt(sat.inferplane!.cpuUsPerReq)} µs, with request logs off ${cpuFmt(sat['inferplane (logs off)']!.cpuUsPerReq)} µs, node-minimal
-  ${cpuFmt(sat['node-minimal']!.cpuUsPerReq)} µs, the nginx worker ${cpuFmt(sat.nginx!.cpuUsPerReq)} µs. Two socket writes per request (system calls) are about a
-  quarter of the gateway thread's time; the per-request JSON log line (pino serialization plus
-  sonic-boom's buffering) is the difference between the first two figures; the rest is \`node:http\`'s
-  request/response objects, the body's \`JSON.parse\` and checks, strategy selection, accounting
-  and their garbage. One thread serving 50% of nginx's requests/s (${(sat.nginx!.rps / 2).toFixed(0)}/s) has at most
-  ${(2e6 / sat.nginx!.rps).toFixed(0)} µs of CPU per request; nginx itself is not CPU-bound here (its worker is busy
-  ${((sat.nginx!.rps * sat.nginx!.cpuUsPerReq) / 1e4).toFixed(0)}% of the time at its measured rate; the load generator and the upstream share the cores).
+- The gateway is bound by its one event-loop thread. CPU per request in this run (median over
+  rounds): inferplane ${cpuFmt(sat.inferplane!.cpuUsPerReq)} µs; with request logs off ${cpuFmt(sat['inferplane (logs off)']!.cpuUsPerReq)} µs; without write
+  coalescing ${cpuFmt(sat['inferplane (no write coalescing)']!.cpuUsPerReq)} µs (${sat['inferplane (no write coalescing)']!.rps.toFixed(0)} req/s); node-minimal ${cpuFmt(sat['node-minimal']!.cpuUsPerReq)} µs; the nginx worker ${cpuFmt(sat.nginx!.cpuUsPerReq)} µs.
+  One thread serving 50% of nginx's requests/s (${(sat.nginx!.rps / 2).toFixed(0)}/s) has at most ${(2e6 / sat.nginx!.rps).toFixed(0)} µs of CPU per
+  request. nginx itself is not CPU-bound here (its worker is busy ${((sat.nginx!.rps * sat.nginx!.cpuUsPerReq) / 1e4).toFixed(0)}% of the time at its
+  measured rate): the load generator and the upstream share the cores.
+- node-minimal (a bare \`node:http\` + undici pass-through, no parsing, routing, metrics or logs)
+  reached ${((sat['node-minimal']!.rps / sat.nginx!.rps) * 100).toFixed(0)}% of nginx's requests/s; inferplane reached ${(vsMinimal * 100).toFixed(0)}% of node-minimal. The gateway does
+  more per request than node-minimal and still uses less CPU: its client side is its own HTTP/1.1
+  server on Node's llhttp parser (no \`node:http\` stream objects), its upstream side its own
+  keep-alive pool (no undici), and its socket writes are coalesced per event-loop turn (see
+  docs/gateway.md, "Performance").
 - Portkey is saturated well below 1,000 requests/s here, so its fixed-rate latencies are queueing
   delays, not per-request overhead.
 `;

@@ -390,7 +390,6 @@ export class Gateway {
       this.handleInference(req, res, 'other', path).catch((e) => this.fail(res, e));
       return;
     }
-    req.resume();
     sendError(res, E.notFound(path));
   }
 
@@ -419,7 +418,6 @@ export class Gateway {
     const given = hdr['x-request-id'];
     const requestId = typeof given === 'string' && given.length > 0 && given.length <= 128 ? given : randomUUID();
     if (this.draining) {
-      req.resume();
       return sendError(res, E.draining(), requestId);
     }
     this.inflight++;
@@ -521,7 +519,6 @@ export class Gateway {
       if (rpsModel && err.code === 'no_ready_endpoint') this.limits?.release(rpsModel, t0).catch(() => undefined);
       if (!res.headersSent && strategyName) res.setHeader('x-routing-strategy', strategyName);
       sendError(res, err, requestId);
-      if (err.status === 413) req.resume();
     } finally {
       const e2eMs = this.now() - t0;
       this.metrics.countRequest(modelName || '-', endpointId || '-', status);
@@ -756,19 +753,16 @@ export class Gateway {
   private async admin(req: Http1Request, res: Http1Response, method: string, path: string): Promise<void> {
     const adminKey = this.settings.adminKey;
     if (!adminKey) {
-      req.resume();
       return sendError(res, E.notFound(path));
     }
     const auth = headerString(req.headers.authorization) ?? '';
     if (auth !== `Bearer ${adminKey}`) {
-      req.resume();
       return sendError(res, E.badApiKey(!auth));
     }
     for (const h of this.adminMounts) if (await h(req, res)) return;
     const json = (status: number, v: unknown) => sendJson(res, status, v);
     const readJson = () => readJsonObject(req, this.settings.maxBodyBytes);
     if (path === '/admin/keys' && method === 'GET') {
-      req.resume();
       return json(200, { data: this.keys.list() });
     }
     if (path === '/admin/keys' && method === 'POST') {
@@ -785,13 +779,11 @@ export class Gateway {
       return json(201, info);
     }
     if (path.startsWith('/admin/keys/') && method === 'DELETE') {
-      req.resume();
       const name = decodeURIComponent(path.slice('/admin/keys/'.length));
       if (!this.keys.remove(name)) throw new ApiError(404, `no key named ${name}`, 'invalid_request_error', 'key_not_found', 'name');
       return json(200, { deleted: name });
     }
     if (path === '/admin/endpoints' && method === 'GET') {
-      req.resume();
       return json(200, { data: this.fleet.list().map((e) => ({ ...e, observed: this.observed.get(e.id) })) });
     }
     const m = /^\/admin\/models\/([^/]+)\/scale$/.exec(path);
@@ -807,7 +799,6 @@ export class Gateway {
       }
       return json(200, { model, replicas: b.replicas });
     }
-    req.resume();
     throw E.notFound(path);
   }
 }

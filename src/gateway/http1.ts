@@ -373,6 +373,12 @@ export class Http1Response implements ResponseLike {
   }
 }
 
+/** Answers `status` with a JSON `body` (already serialized). */
+function sendJsonBody(res: Http1Response, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 /** A request being parsed. */
 interface Incoming {
   method: string;
@@ -390,8 +396,6 @@ type Queued = { req: Http1Request; keepAlive: boolean } | { reject: { status: nu
 /** One client connection: parser, pipelined queue, the response in progress. */
 class Connection {
   readonly parser: LlhttpParser;
-  /** Set by the request being parsed. */
-  http10 = false;
   /** ms: start of the request being received (0: none); its header block is done. */
   msgStart = 0;
   headersDone = false;
@@ -511,7 +515,7 @@ class Connection {
       else if (k === 'set-cookie') (prev as string[]).push(v);
       else if (!SINGLETON_HEADERS.has(k)) headers[k] = `${prev as string}, ${v}`;
     }
-    this.http10 = minor === 0;
+    const http10 = minor === 0;
     const max = this.server.maxBodyBytes;
     const cl = headers['content-length'];
     if (cl !== undefined && Number(cl) > max) {
@@ -521,18 +525,19 @@ class Connection {
     const expect = headers.expect;
     if (expect !== undefined) {
       if (typeof expect === 'string' && expect.toLowerCase() === '100-continue') {
-        // Not in the middle of (or before) the responses to requests pipelined ahead of this one.
-        if (this.http10) {
-          // no interim responses in HTTP/1.0
-        } else if (this.active || this.queue.length) this.continuePending = true;
-        else this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+        // HTTP/1.0 has no interim responses. Not in the middle of (or before) the responses to
+        // requests pipelined ahead of this one.
+        if (!http10) {
+          if (this.active || this.queue.length) this.continuePending = true;
+          else this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+        }
       } else {
         this.reject(417, `unsupported expectation ${JSON.stringify(expect)}`, 'expectation_failed');
         return 1;
       }
     }
     // An upgrade request is served as plain HTTP; the connection closes after it (no protocol switch).
-    this.cur = { method: m, url, headers, http10: this.http10, keepAlive: shouldKeepAlive && !upgrade, chunks: [], bytes: 0 };
+    this.cur = { method: m, url, headers, http10, keepAlive: shouldKeepAlive && !upgrade, chunks: [], bytes: 0 };
     return 0;
   }
 
@@ -600,8 +605,7 @@ class Connection {
       this.queue.length = 0;
       const res = new Http1Response(this, false, false, false);
       this.active = res;
-      res.writeHead(n.reject.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(n.reject.body) });
-      res.end(n.reject.body);
+      sendJsonBody(res, n.reject.status, n.reject.body);
       return;
     }
     const res = new Http1Response(this, n.req.method === 'HEAD', n.keepAlive && !this.server.closing, n.req.httpVersion === '1.0');
@@ -668,28 +672,22 @@ export class Http1Server {
   private readonly headersTimeoutMs: number;
   private readonly requestTimeoutMs: number;
   private readonly keepAliveTimeoutMs: number;
-  private readonly handler: Http1ServerOptions['onRequest'];
-  private readonly makeErrorBody: (status: number, message: string, code: string) => string;
+  /** The handler (`Http1ServerOptions.onRequest`). */
+  readonly onRequest: Http1ServerOptions['onRequest'];
+  /** JSON body of an error the server answers itself (`Http1ServerOptions.errorBody`). */
+  readonly errorBody: (status: number, message: string, code: string) => string;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: Http1ServerOptions) {
-    this.handler = opts.onRequest;
+    this.onRequest = opts.onRequest;
     this.maxBodyBytes = opts.maxBodyBytes;
     this.maxHeaderBytes = opts.maxHeaderBytes ?? 0;
     this.headersTimeoutMs = opts.headersTimeoutMs ?? 60_000;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 300_000;
     this.keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 65_000;
     this.now = opts.now ?? Date.now;
-    this.makeErrorBody = opts.errorBody ?? ((status, message, code) => JSON.stringify({ error: { message, code, status } }));
+    this.errorBody = opts.errorBody ?? ((status, message, code) => JSON.stringify({ error: { message, code, status } }));
     this.net = netCreateServer({ allowHalfOpen: true }, (s) => this.connections.add(new Connection(this, s)));
-  }
-
-  onRequest(req: Http1Request, res: Http1Response): void {
-    this.handler(req, res);
-  }
-
-  errorBody(status: number, message: string, code: string): string {
-    return this.makeErrorBody(status, message, code);
   }
 
   /** A handler threw synchronously: 500 if nothing was sent, else the connection is cut. */
@@ -698,9 +696,7 @@ export class Http1Server {
       res.destroy();
       return;
     }
-    const body = this.makeErrorBody(500, `internal error: ${(e as Error)?.message ?? String(e)}`, 'internal_error');
-    res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    sendJsonBody(res, 500, this.errorBody(500, `internal error: ${(e as Error)?.message ?? String(e)}`, 'internal_error'));
   }
 
   /** Listens on `port` (0 = any free) and `host`; resolves with the bound port. */

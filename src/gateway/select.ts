@@ -30,6 +30,13 @@ export interface Selection {
   requestsPerSecond?: number;
 }
 
+/**
+ * Most distinct strategy specs kept per model. Specs come from a request header, and each distinct
+ * one (`least-request:2,random:3`, `...:4`, ...) builds and keeps an instance; past this bound a new
+ * spec is refused (400) instead of growing memory without limit.
+ */
+export const MAX_SPECS_PER_MODEL = 256;
+
 export class StrategySelector {
   /** Per model: spec -> strategy built with the model's `routingOptions`. */
   private readonly byModel = new Map<string, Map<string, RoutingStrategy>>();
@@ -53,7 +60,7 @@ export class StrategySelector {
    * Builds (or reuses) the strategy for `spec` on `model`. Options: `options` when given (a
    * profile's `strategyOptions`; the strategy is kept per options object), else the model's
    * `routingOptions` (kept per model and spec).
-   * @throws ApiError 400 unknown_routing_strategy.
+   * @throws ApiError 400 unknown_routing_strategy (also for a new spec past `MAX_SPECS_PER_MODEL`).
    */
   strategyFor(model: ModelConfig, spec: string, options?: Record<string, unknown>): RoutingStrategy {
     let specs: Map<string, RoutingStrategy> | undefined;
@@ -67,6 +74,7 @@ export class StrategySelector {
     if (s) return s;
     const prior = options ? undefined : this.bad.get(spec);
     if (prior) throw unknownStrategy(spec, prior);
+    if (specs && specs.size >= MAX_SPECS_PER_MODEL) throw unknownStrategy(spec, `model ${model.name} already uses ${MAX_SPECS_PER_MODEL} distinct strategy specs; use one of them`);
     try {
       s = createStrategy(spec, options ?? model.routingOptions);
     } catch (e) {

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateFleet } from '../../src/fleet/config.ts';
-import { StrategySelector } from '../../src/gateway/select.ts';
+import { MAX_SPECS_PER_MODEL, StrategySelector } from '../../src/gateway/select.ts';
 import { ApiError } from '../../src/openai/errors.ts';
 
 const cfg = validateFleet({
@@ -65,3 +65,17 @@ test('unknown profile and unknown or malformed strategy are 400 ApiErrors with s
 function pick(x: { spec: string; source: string; profile?: string; requestsPerSecond?: number }): unknown[] {
   return [x.spec, x.source, x.profile, x.requestsPerSecond];
 }
+
+test('distinct header specs per model are bounded: past MAX_SPECS_PER_MODEL a new spec is a 400, known ones still work', () => {
+  const s = new StrategySelector('random');
+  for (let i = 1; i <= MAX_SPECS_PER_MODEL; i++) s.select(plain, `least-request:${i},least-kv-cache`, undefined, 1, undefined);
+  assert.equal(s.instances().length, MAX_SPECS_PER_MODEL);
+  assert.throws(
+    () => s.select(plain, `least-request:${MAX_SPECS_PER_MODEL + 1},least-kv-cache`, undefined, 1, undefined),
+    (e: unknown) => e instanceof ApiError && e.status === 400 && e.code === 'unknown_routing_strategy' && /distinct strategy specs/.test(e.message),
+  );
+  assert.equal(s.instances().length, MAX_SPECS_PER_MODEL, 'nothing was built for the refused spec');
+  assert.equal(s.select(plain, 'least-request:1,least-kv-cache', undefined, 1, undefined).spec, 'least-request:1,least-kv-cache');
+  // another model has its own bound
+  assert.equal(s.select(m, `least-request:${MAX_SPECS_PER_MODEL + 1},least-kv-cache`, undefined, 1, undefined).source, 'header');
+});

@@ -81,15 +81,16 @@ export const modelRoutingProfilesShape = {
 
 /**
  * Cross-field checks of a model's routing profiles (zod `superRefine` body): `defaultProfile` must
- * be declared; `auto` is reserved. Issues are added at `pathPrefix` + the field (e.g. `['defaultProfile']`).
+ * be declared; `auto` is reserved. Issues are added at the field's path within the object refined
+ * (e.g. `['defaultProfile']`).
  */
-export function refineModelRoutingProfiles(v: { defaultProfile?: string; profiles?: Record<string, unknown> }, ctx: z.RefinementCtx, pathPrefix: (string | number)[] = []): void {
+export function refineModelRoutingProfiles(v: { defaultProfile?: string; profiles?: Record<string, unknown> }, ctx: z.RefinementCtx): void {
   const profiles = v.profiles ?? {};
   if (v.defaultProfile !== undefined && !Object.hasOwn(profiles, v.defaultProfile)) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...pathPrefix, 'defaultProfile'], message: `profile "${v.defaultProfile}" is not declared in profiles` });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['defaultProfile'], message: `profile "${v.defaultProfile}" is not declared in profiles` });
   }
   if (profiles[AUTO_PROFILE] !== undefined) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...pathPrefix, 'profiles', AUTO_PROFILE], message: `'${AUTO_PROFILE}' is reserved for automatic selection` });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['profiles', AUTO_PROFILE], message: `'${AUTO_PROFILE}' is reserved for automatic selection` });
   }
 }
 
@@ -97,7 +98,7 @@ export function refineModelRoutingProfiles(v: { defaultProfile?: string; profile
 export const ModelRoutingProfilesSchema = z
   .object(modelRoutingProfilesShape)
   .strict()
-  .superRefine((v, ctx) => refineModelRoutingProfiles(v, ctx));
+  .superRefine(refineModelRoutingProfiles);
 
 export type ProfileHints = z.infer<typeof ProfileHintsSchema>;
 export type RoutingProfile = z.infer<typeof RoutingProfileSchema>;

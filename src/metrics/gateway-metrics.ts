@@ -5,10 +5,10 @@
  * Units: latencies in seconds (Prometheus convention), tokens as counts.
  * Hot-path note: prom-client hashes the label set on every `inc`/`observe`, even through a
  * `labels()` child. The per-request counters (requests, decisions, tokens) are therefore accumulated
- * in plain per-label-set numbers that the caller may keep (`requestCounter`, ...), and added with the
- * public `inc(labels, n)` in the counter's `collect()` hook, which prom-client runs before every read
- * (`registry.metrics()`, `/metrics`, `metric.get()`). What is exposed is identical. Histograms
- * (TTFT/E2E/ITL) observe directly through the public API (`PendingObs`).
+ * in plain per-label-set numbers (`PendingCount`), and added with the public `inc(labels, n)` in the
+ * counter's `collect()` hook, which prom-client runs before every read (`registry.metrics()`,
+ * `/metrics`, `metric.get()`). What is exposed is identical. Histograms (TTFT/E2E/ITL) observe
+ * directly through the public API (`HistogramSeries`).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FleetRegistry } from '../fleet/registry.ts';
@@ -17,7 +17,7 @@ import type { FleetRegistry } from '../fleet/registry.ts';
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Increments of one counter label set not yet added to prom-client. */
-export class PendingCount {
+class PendingCount {
   n = 0;
   constructor(readonly labels: Record<string, string>) {}
   inc(v = 1): void {
@@ -30,7 +30,7 @@ export class PendingCount {
  * (Histograms are not deferred like counters: prom-client has no public API to add pre-bucketed
  * counts, and writing its internal state would tie us to one release's private layout.)
  */
-export class PendingObs {
+class HistogramSeries {
   constructor(
     readonly labels: Record<string, string>,
     private readonly hist: Histogram<string>,
@@ -68,8 +68,6 @@ export class GatewayMetrics {
   private readonly pendingRequests: PendingCount[] = [];
   private readonly pendingDecisions: PendingCount[] = [];
   private readonly pendingTokens: PendingCount[] = [];
-  /** Histogram label sets (kept so each is built once; they observe directly). */
-  private readonly obsSets: PendingObs[] = [];
 
   constructor(fleet?: FleetRegistry, opts: { defaultMetrics?: boolean } = {}) {
     const r = this.registry;
@@ -121,12 +119,11 @@ export class GatewayMetrics {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: r, prefix: 'inferplane_process_' });
   }
 
-  /** The pending counter of one label set (created once, then kept; callers may keep it too). */
   /**
-   * The accumulator at `root[k1][k2][k3]` (nested Maps keyed by the caller's own strings, whose hashes
+   * The value at `root[k1][k2][k3]` (nested Maps keyed by the caller's own strings, whose hashes
    * V8 caches: no key string is built per request), created with `make` and listed in `list` once.
    */
-  private static leaf<T>(root: Map<unknown, unknown>, k1: unknown, k2: unknown, k3: unknown, list: T[], make: () => T): T {
+  private static leaf<T>(root: Map<unknown, unknown>, k1: unknown, k2: unknown, k3: unknown, list: T[] | null, make: () => T): T {
     let m1 = root.get(k1) as Map<unknown, unknown> | undefined;
     if (!m1) root.set(k1, (m1 = new Map()));
     let m2 = m1.get(k2) as Map<unknown, T> | undefined;
@@ -135,7 +132,7 @@ export class GatewayMetrics {
     if (!v) {
       v = make();
       m2.set(k3, v);
-      list.push(v);
+      list?.push(v);
     }
     return v;
   }
@@ -145,24 +142,24 @@ export class GatewayMetrics {
   private readonly byTokens = new Map<unknown, unknown>();
 
   /** `inferplane_requests_total{model,endpoint,status}`: the accumulator to `inc()`. */
-  requestCounter(model: string, endpoint: string, status: number): PendingCount {
+  private requestCounter(model: string, endpoint: string, status: number): PendingCount {
     return GatewayMetrics.leaf(this.byRequests, model, endpoint, status, this.pendingRequests, () => new PendingCount({ model, endpoint, status: String(status) }));
   }
   /** `inferplane_routing_decisions_total{model,strategy,endpoint}` accumulator. */
-  decisionCounter(model: string, strategy: string, endpoint: string): PendingCount {
+  private decisionCounter(model: string, strategy: string, endpoint: string): PendingCount {
     return GatewayMetrics.leaf(this.byDecisions, model, strategy, endpoint, this.pendingDecisions, () => new PendingCount({ model, strategy, endpoint }));
   }
-  /** `inferplane_ttft_seconds{model,endpoint}` accumulator (observe seconds). */
-  ttftHistogram(model: string, endpoint: string): PendingObs {
-    return GatewayMetrics.leaf(this.byObs, 't', model, endpoint, this.obsSets, () => new PendingObs({ model, endpoint }, this.ttft));
+  /** `inferplane_ttft_seconds{model,endpoint}` series (observe seconds). */
+  private ttftHistogram(model: string, endpoint: string): HistogramSeries {
+    return GatewayMetrics.leaf(this.byObs, 't', model, endpoint, null, () => new HistogramSeries({ model, endpoint }, this.ttft));
   }
-  /** `inferplane_e2e_seconds{model,endpoint}` accumulator (observe seconds). */
-  e2eHistogram(model: string, endpoint: string): PendingObs {
-    return GatewayMetrics.leaf(this.byObs, 'e', model, endpoint, this.obsSets, () => new PendingObs({ model, endpoint }, this.e2e));
+  /** `inferplane_e2e_seconds{model,endpoint}` series (observe seconds). */
+  private e2eHistogram(model: string, endpoint: string): HistogramSeries {
+    return GatewayMetrics.leaf(this.byObs, 'e', model, endpoint, null, () => new HistogramSeries({ model, endpoint }, this.e2e));
   }
-  /** `inferplane_itl_seconds{model,endpoint}` accumulator (observe seconds). */
-  itlHistogram(model: string, endpoint: string): PendingObs {
-    return GatewayMetrics.leaf(this.byObs, 'i', model, endpoint, this.obsSets, () => new PendingObs({ model, endpoint }, this.itl));
+  /** `inferplane_itl_seconds{model,endpoint}` series (observe seconds). */
+  private itlHistogram(model: string, endpoint: string): HistogramSeries {
+    return GatewayMetrics.leaf(this.byObs, 'i', model, endpoint, null, () => new HistogramSeries({ model, endpoint }, this.itl));
   }
 
   countRequest(model: string, endpoint: string, status: number): void {

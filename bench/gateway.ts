@@ -223,7 +223,7 @@ async function fixedRate(t: Target, rate: number, seconds: number): Promise<{ p5
 }
 
 async function main(): Promise<void> {
-  const [upPort, ngPort, gwPort, pkPort, mpPort, gw2Port] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [upPort, ngPort, gwPort, pkPort, mpPort, gw2Port, gw3Port] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   // 1. Upstream: nginx returning a fixed body.
   startNginx('upstream', upPort, `  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      default_type application/json;\n      return 200 '${RESP_BODY}';\n    }\n  }`);
   await waitHttp(`http://127.0.0.1:${upPort}/health`);
@@ -234,25 +234,19 @@ async function main(): Promise<void> {
     `  upstream up { server 127.0.0.1:${upPort}; keepalive 128; }\n  server {\n    listen 127.0.0.1:PORT;\n    location / {\n      proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection "";\n    }\n  }`,
   );
   await waitHttp(`http://127.0.0.1:${ngPort}/health`);
-  // 3. inferplane gateway.
-  const fleet = join(dir, 'fleet.yaml');
-  writeFileSync(fleet, `gateway:\n  port: ${gwPort}\n  routing: least-request\n  logLevel: info\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
-  const gw = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(gw);
-  await waitHttp(`http://127.0.0.1:${gwPort}/health`);
-  // 3b. Reference: the same gateway with request logs off (level warn), to show what the log line costs.
-  const fleet2 = join(dir, 'fleet-nolog.yaml');
-  writeFileSync(fleet2, `gateway:\n  port: ${gw2Port}\n  routing: least-request\n  logLevel: warn\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
-  const gw2 = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet2], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(gw2);
-  await waitHttp(`http://127.0.0.1:${gw2Port}/health`);
-  // 3c. Reference: the same gateway without write coalescing, to show what coalescing gains.
-  const gw3Port = await freePort();
-  const fleet3 = join(dir, 'fleet-nocoalesce.yaml');
-  writeFileSync(fleet3, `gateway:\n  port: ${gw3Port}\n  routing: least-request\n  logLevel: info\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
-  const gw3 = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet3], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, INFERPLANE_WRITE_COALESCING: 'off' } });
-  children.push(gw3);
-  await waitHttp(`http://127.0.0.1:${gw3Port}/health`);
+  // 3. inferplane gateway, and two references: request logs off (level warn: what the log line
+  // costs) and write coalescing off (what coalescing gains).
+  const startGateway = async (name: string, port: number, logLevel: string, env: Record<string, string> = {}): Promise<ChildProcess> => {
+    const fleet = join(dir, `fleet-${name}.yaml`);
+    writeFileSync(fleet, `gateway:\n  port: ${port}\n  routing: least-request\n  logLevel: ${logLevel}\nmodels:\n  - name: ${MODEL}\n    endpoints: [http://127.0.0.1:${upPort}]\n`);
+    const c = spawn(process.execPath, [resolve('bin/inferplane.js'), 'gateway', '-c', fleet], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+    children.push(c);
+    await waitHttp(`http://127.0.0.1:${port}/health`);
+    return c;
+  };
+  const gw = await startGateway('main', gwPort, 'info');
+  const gw2 = await startGateway('nolog', gw2Port, 'warn');
+  const gw3 = await startGateway('nocoalesce', gw3Port, 'info', { INFERPLANE_WRITE_COALESCING: 'off' });
   // 4. Reference floor: the smallest node:http + undici proxy (no parsing, routing, metrics or logs).
   const minProxy = join(dir, 'min-proxy.mjs');
   writeFileSync(

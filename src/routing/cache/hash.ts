@@ -17,7 +17,6 @@ import { fmix32 } from '../../common/hash32.ts';
 
 const TWO_POW_21 = 2097152;
 
-
 /**
  * Chained block keys of the full blocks of `tokens`.
  * @param tokens prompt token ids (non-negative integers).

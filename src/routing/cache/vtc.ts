@@ -162,7 +162,6 @@ const fairSchema = z
   })
   .strict();
 
-
 /** `vtc-fair`: fair-share partition over VTC counters (see module doc). */
 export class VtcFairStrategy implements RoutingStrategy {
   readonly name: string = 'vtc-fair';

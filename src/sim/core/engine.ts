@@ -27,7 +27,7 @@ import type { BlockHash, BlockHasher, EngineRequest, EngineSnapshot, KvEvent, St
 import type { EngineConfig } from './config.ts';
 import { BlockPool } from './kv-cache.ts';
 import { LatencyModel, DEFAULT_COEFFICIENTS, type LatencyCoefficients, type StepShape } from './latency.ts';
-import { fmix32 as mix32, fnv1a32 as strHash32 } from '../../common/hash32.ts';
+import { fmix32, fnv1a32 } from '../../common/hash32.ts';
 export { DEFAULT_COEFFICIENTS, BLIS_ITER29_COEFFICIENTS, LatencyModel, type LatencyCoefficients } from './latency.ts';
 
 /** Why `addRequest`/`loadAdapter`/`unloadAdapter` refused; the server maps `kind` to an HTTP status. */
@@ -67,8 +67,6 @@ export interface EngineCoreOptions {
 const SEED_A = 0x2545f491;
 const SEED_B = 0x6c8e9cf5;
 
-
-
 /**
  * Fast chained hash of tokens [start, start + blockSize) of `tokens`, seeded by the parent's hash and
  * an optional extra key: two 32-bit multiply-rotate lanes folded into a non-negative 52-bit integer
@@ -82,7 +80,7 @@ export function chainHash(tokens: ArrayLike<number>, start: number, blockSize: n
     b ^= Math.floor(parent / 4294967296);
   }
   if (extra !== null) {
-    const e = strHash32(extra);
+    const e = fnv1a32(extra);
     a ^= e;
     b = Math.imul(b ^ e, 0x9e3779b1);
   }
@@ -94,14 +92,14 @@ export function chainHash(tokens: ArrayLike<number>, start: number, blockSize: n
     b = Math.imul(b ^ (t + 0x7f4a7c15), 0x85ebca77);
     b = (b << 17) | (b >>> 15);
   }
-  a = mix32(a ^ Math.imul(b, 0x27d4eb2f));
-  b = mix32(b ^ a);
+  a = fmix32(a ^ Math.imul(b, 0x27d4eb2f));
+  b = fmix32(b ^ a);
   return a + (b & 0xfffff) * 4294967296;
 }
 
 /** The default `BlockHasher` (see `chainHash`). */
 export const defaultBlockHasher: BlockHasher = (blockTokenIds, parentHash, extraKey) =>
-  chainHash(blockTokenIds, 0, blockTokenIds.length, typeof parentHash === 'number' ? parentHash : parentHash === null ? null : strHash32(String(parentHash)), extraKey);
+  chainHash(blockTokenIds, 0, blockTokenIds.length, typeof parentHash === 'number' ? parentHash : parentHash === null ? null : fnv1a32(String(parentHash)), extraKey);
 
 const WAITING = 0;
 const RUNNING = 1;

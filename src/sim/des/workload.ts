@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { createRng, type Rng } from '../../bench/rng.ts';
 import { loadAzureTrace, loadMooncakeTrace, MOONCAKE_BLOCK_TOKENS, type TraceRequest } from '../../bench/traces.ts';
 import type { LengthDist, WorkloadSpec } from './experiment.ts';
-import { fmix32 as mix32 } from '../../common/hash32.ts';
+import { fmix32 } from '../../common/hash32.ts';
 import { PREBLE_PRESETS, sharedPrefixRequests } from '../../bench/workload.ts';
 
 /** One request to replay. */
@@ -46,13 +46,12 @@ export interface BuiltWorkload {
   stages: StageInfo[];
 }
 
-
 /** Deterministic synthetic token ids for (kind, key): `n` ids in [100, vocab). */
 export function syntheticIds(kind: number, key: number, n: number, vocab: number, out?: Int32Array, offset = 0): Int32Array {
   const a = out ?? new Int32Array(n);
-  const base = mix32(Math.imul(kind + 1, 0x9e3779b1) ^ mix32(key + 0x6d2b79f5));
+  const base = fmix32(Math.imul(kind + 1, 0x9e3779b1) ^ fmix32(key + 0x6d2b79f5));
   const span = Math.max(1, vocab - 100);
-  for (let i = 0; i < n; i++) a[offset + i] = 100 + (mix32(base ^ Math.imul(i + 1, 0x27d4eb2f)) % span);
+  for (let i = 0; i < n; i++) a[offset + i] = 100 + (fmix32(base ^ Math.imul(i + 1, 0x27d4eb2f)) % span);
   return a;
 }
 

@@ -40,7 +40,6 @@ export function wordVocab(tok: Tokenizer): WordVocab {
   return v;
 }
 
-
 /** FNV-1a over token ids and a seed: a 32-bit key for per-request determinism. */
 export function seedFor(seed: number, tokens: ArrayLike<number>): number {
   let h = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;

@@ -39,6 +39,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** The address to connect to a process listening on `host`: loopback for the wildcards `0.0.0.0` and `::`. */
+export function connectHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+}
+
 /** Fills `{model}`, `{port}`, `{replica}`, `{host}`, `{kvEventsPort}`, `{kvEventsReplayPort}` in a command template. */
 export function renderCommand(template: string, vars: { model: string; port: number; replica: number; host: string; kvEventsPort?: number; kvEventsReplayPort?: number }): string {
   return template
@@ -112,7 +117,7 @@ class Replica {
     this.startedAt = Date.now();
     const reg = this.src.registry;
     if (!reg.get(this.id)) {
-      const zhost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+      const zhost = connectHost(host);
       const kvEvents = this.kvPort ? { endpoint: `tcp://${zhost}:${this.kvPort}`, ...(this.kvReplayPort ? { replay: `tcp://${zhost}:${this.kvReplayPort}` } : {}) } : undefined;
       reg.addEndpoint(newEndpointState({ id: this.id, url: `http://${host}:${this.port}`, model: cfg.name, dialect: cfg.dialect, role: cfg.role, labels: { ...cfg.labels, managed: 'true' } }), { kvEvents });
     }

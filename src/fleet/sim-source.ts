@@ -14,6 +14,7 @@
  */
 import { newEndpointState } from '../engines/state.ts';
 import type { ModelConfig } from './config.ts';
+import { connectHost } from './managed.ts';
 import type { FleetRegistry, ReplicaSource } from './registry.ts';
 
 /** The part of the simulator server's handle the fleet uses. */
@@ -67,7 +68,7 @@ export class SimSource implements ReplicaSource {
   async scale(n: number): Promise<void> {
     this.target = n;
     const { replicas: _r, kvEvents, ...simOpts } = this.cfg.simulator!;
-    const zhost = this.host === '0.0.0.0' || this.host === '::' ? '127.0.0.1' : this.host;
+    const zhost = connectHost(this.host);
     const kvOpts = kvEvents ? { kvEventsEndpoint: `tcp://${zhost}:*`, kvEventsReplayEndpoint: `tcp://${zhost}:*` } : {};
     const starts: Promise<void>[] = [];
     while (this.replicas.length + starts.length < n) {

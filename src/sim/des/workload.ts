@@ -175,7 +175,7 @@ export function buildWorkload(w: WorkloadSpec, opts: { seed: number; baseDir: st
       const ids = row.hashIds;
       const gap = copies > 1 && i + 1 < rows.length ? rows[i + 1]!.arrivalMs - row.arrivalMs : 0;
       for (let c = 0; c < copies; c++) {
-        const key = copies > 1 ? i * copies + c : i;
+        const key = i * copies + c; // = i without copies
         const tokens =
           w.format === 'mooncake' && ids && ids.length > 0
             ? () => {

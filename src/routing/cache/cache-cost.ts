@@ -73,6 +73,7 @@ import { argminRandomTie } from './common.ts';
 import { prefixBlockKeys } from './hash.ts';
 import { KvBlockIndex } from './kv-index.ts';
 import { type KvEventSink, VllmKeyCache, mergeMatches } from './kv-aware.ts';
+import { DEFAULT_HASH_SEED } from '../../engines/vllm/block-hash.ts';
 
 const schema = z
   .object({
@@ -100,7 +101,7 @@ const schema = z
     recomputeWeight: z.number().nonnegative().default(3),
     requestTimeoutMs: z.number().positive().default(600_000),
     /** `cache-cost-kv` only: the engines' `PYTHONHASHSEED`. */
-    hashSeed: z.string().default('0'),
+    hashSeed: z.string().default(DEFAULT_HASH_SEED),
     /** `cache-cost-kv` only: lifetime of routed-but-unreported blocks, ms. */
     speculativeTtlMs: z.number().nonnegative().default(5_000),
   })

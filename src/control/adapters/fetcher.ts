@@ -41,6 +41,14 @@ export class ArtifactError extends Error {
   }
 }
 
+/**
+ * Whether a failed download is worth retrying, by HTTP status: server errors (5xx), 408 and 429, and
+ * no status at all (a network error). Used for http(s), S3 and Hugging Face hub errors alike.
+ */
+export function retriableStatus(status: number | undefined): boolean {
+  return status === undefined || status >= 500 || status === 429 || status === 408;
+}
+
 /** Default files of a directory URL (PEFT layout that vLLM's `lora_path` expects). */
 export const DEFAULT_ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
 
@@ -253,7 +261,7 @@ export class ArtifactCache {
       transferred = n;
     } else {
       const text = (await res.text().catch(() => '')).slice(0, 4096);
-      throw new ArtifactError(`GET ${url}: HTTP ${res.status}${text ? `: ${text}` : ''}`, res.status >= 500 || res.status === 429 || res.status === 408);
+      throw new ArtifactError(`GET ${url}: HTTP ${res.status}${text ? `: ${text}` : ''}`, retriableStatus(res.status));
     }
     const digest = await sha256File(partial);
     if (expected !== undefined && digest !== expected) {

@@ -35,7 +35,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ArtifactError, type ArtifactRequest, type FetchFn } from './fetcher.ts';
+import { ArtifactError, retriableStatus, type ArtifactRequest, type FetchFn } from './fetcher.ts';
 
 /** Result of a remote directory download: sha256 (hex) per relative path, and bytes written. */
 export interface RemoteDownload {
@@ -110,8 +110,7 @@ function s3Error(url: string, op: string, e: unknown): ArtifactError {
   const status = err.$metadata?.httpStatusCode;
   const code = err.Code ?? err.name ?? 'Error';
   const msg = err.message && err.message !== code && err.message !== 'UnknownError' ? `: ${err.message}` : '';
-  const retriable = status === undefined || status >= 500 || status === 429 || status === 408;
-  return new ArtifactError(`${url}: S3 ${op} failed: ${code}${status !== undefined ? ` (HTTP ${status})` : ''}${msg}`, retriable);
+  return new ArtifactError(`${url}: S3 ${op} failed: ${code}${status !== undefined ? ` (HTTP ${status})` : ''}${msg}`, retriableStatus(status));
 }
 
 /**
@@ -202,8 +201,7 @@ function hfError(url: string, what: string, e: unknown): ArtifactError {
   if (e instanceof ArtifactError) return e;
   const err = e as { statusCode?: number; message?: string };
   const status = err.statusCode;
-  const retriable = status === undefined || status >= 500 || status === 429 || status === 408;
-  return new ArtifactError(`${url}: Hugging Face hub ${what} failed${status !== undefined ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`, retriable);
+  return new ArtifactError(`${url}: Hugging Face hub ${what} failed${status !== undefined ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`, retriableStatus(status));
 }
 
 /**

@@ -134,7 +134,16 @@ function parseJsonl(text: string, file: string, opts: DatasetOptions): Dataset {
     const r = o as Record<string, unknown>;
     const lineFormat: Dataset['format'] = 'scheduledMs' in r && 'spec' in r ? 'replay' : 'timestamp' in r && 'requests' in r ? 'aibrix-workload' : 'jsonl';
     if (format === undefined) format = lineFormat;
-    else if (format !== lineFormat) throw new Error(`${where}: mixes results-file lines and dataset lines`);
+    else if (format !== lineFormat) throw new Error(`${where}: mixes ${format} lines and ${lineFormat} lines`);
+    // Output length of a dataset line: `length` (null = absent), else the completion's tokens, else the default.
+    const outOf = (completion: unknown, length: unknown, what: string): number => {
+      if (length !== undefined && length !== null) {
+        if (!(Number.isInteger(length) && (length as number) >= 1)) throw new Error(`${where}: ${what} must be an integer >= 1`);
+        return length as number;
+      }
+      if (typeof completion === 'string' && completion.length > 0) return Math.max(1, tokens(opts.tokenizer, completion));
+      return defOut;
+    };
     if (lineFormat === 'replay') {
       const problem = recordProblem(r);
       if (problem) throw new Error(`${where}: not a results line: ${problem}`);
@@ -154,25 +163,15 @@ function parseJsonl(text: string, file: string, opts: DatasetOptions): Dataset {
       for (const [j, q] of r.requests.entries()) {
         const qq = q as Record<string, unknown> | null;
         if (!qq || typeof qq.prompt !== 'string') throw new Error(`${where}: requests[${j}].prompt must be a string`);
-        const out = qq.output_length;
-        if (out !== undefined && out !== null && !(Number.isInteger(out) && (out as number) >= 1)) throw new Error(`${where}: requests[${j}].output_length must be an integer >= 1 or null`);
         items.push({
           kind: 'request',
-          request: { inputTokens: tokens(opts.tokenizer, qq.prompt), outputTokens: (out as number | null | undefined) ?? defOut, key: `aw/${k + 1}/${j}`, text: qq.prompt },
+          request: { inputTokens: tokens(opts.tokenizer, qq.prompt), outputTokens: outOf(undefined, qq.output_length, `requests[${j}].output_length`), key: `aw/${k + 1}/${j}`, text: qq.prompt },
         });
         arrivals.push(ts);
         if (items.length >= max) break;
       }
       continue;
     }
-    const outOf = (completion: unknown, length: unknown, what: string): number => {
-      if (length !== undefined && length !== null) {
-        if (!(Number.isInteger(length) && (length as number) >= 1)) throw new Error(`${where}: ${what} must be an integer >= 1`);
-        return length as number;
-      }
-      if (typeof completion === 'string' && completion.length > 0) return Math.max(1, tokens(opts.tokenizer, completion));
-      return defOut;
-    };
     if ('prompts' in r || 'session_id' in r) {
       if (!Array.isArray(r.prompts) || r.prompts.length === 0 || !r.prompts.every((p) => typeof p === 'string')) {
         throw new Error(`${where}: prompts must be a non-empty array of strings`);

@@ -165,6 +165,10 @@ test('s3://: credentials from the token (secret/env value) as KEY:SECRET and JSO
   await assert.rejects(cache3.fetch({ url: 's3://adapters/sql-lora', sha256: { 'adapter_model.safetensors': '0'.repeat(64) } }), (e: unknown) => e instanceof ArtifactError && /checksum mismatch/.test(e.message));
   await assert.rejects(stat(cache3.dirFor('s3://adapters/sql-lora')), 'a failed download leaves nothing that looks complete');
   await assert.rejects(stat(`${cache3.dirFor('s3://adapters/sql-lora')}.partial`));
+  // A single sha256 cannot verify a directory: rejected before anything is requested.
+  s3Seen.length = 0;
+  await assert.rejects(cache3.fetch({ url: 's3://adapters/sql-lora', sha256: sha(weights) }), (e: unknown) => e instanceof ArtifactError && /sha256 must be a map/.test(e.message) && !e.retriable);
+  assert.equal(s3Seen.length, 0, 'nothing downloaded for a spec that cannot be verified');
 });
 
 test('s3://: missing bucket, empty prefix, access denied and no credentials give clear errors', async () => {

@@ -180,13 +180,14 @@ export class ArtifactCache {
    * renames the directory into place.
    */
   private async fetchRemoteDir(req: ArtifactRequest, kind: 's3' | 'hf'): Promise<FetchedArtifact> {
+    if (typeof req.sha256 === 'string') throw new ArtifactError(`${req.url}: sha256 must be a map of file name -> sha256 for a ${kind}:// directory`, false);
     const dir = this.dirFor(req.url);
     const marker = join(dir, '.complete.json');
     if (await exists(marker)) {
       try {
         const m = JSON.parse(await readFile(marker, 'utf8')) as { url: string; files: Record<string, string> };
         let ok = m.url === req.url && Object.keys(m.files).length > 0;
-        if (req.sha256 && typeof req.sha256 === 'object') for (const [f, h] of Object.entries(req.sha256)) ok &&= m.files[f] === h;
+        for (const [f, h] of Object.entries(req.sha256 ?? {})) ok &&= m.files[f] === h;
         for (const f of Object.keys(m.files)) ok &&= await exists(join(dir, f));
         if (ok) return { localPath: dir, downloadedBytes: 0, cacheHit: true };
       } catch {
@@ -204,7 +205,6 @@ export class ArtifactCache {
         kind === 's3'
           ? await remote.downloadS3Prefix(req, tmp, env, () => void this.downloads++)
           : await remote.downloadHfRepo(req, tmp, env, this.fetchFn, () => void this.downloads++);
-      if (typeof req.sha256 === 'string') throw new ArtifactError(`${req.url}: sha256 must be a map of file name -> sha256 for a ${kind}:// directory`, false);
       for (const [f, h] of Object.entries(req.sha256 ?? {})) {
         if (got.files[f] === undefined) throw new ArtifactError(`${req.url}: expected file ${f} (sha256 given) is not in the artifact`, false);
         if (got.files[f] !== h) throw new ArtifactError(`checksum mismatch for ${req.url} ${f}: expected sha256 ${h}, got ${got.files[f]}`);

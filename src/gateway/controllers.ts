@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { ArtifactCache } from '../control/adapters/fetcher.ts';
 import { AdapterManager } from '../control/adapters/manager.ts';
 import { createControlAdminHandler } from '../control/admin-api.ts';
-import { AutoscalerController } from '../control/autoscaler/controller.ts';
+import { AutoscalerController, type Timers } from '../control/autoscaler/controller.ts';
 import type { FleetConfig } from '../fleet/config.ts';
 import type { FleetRegistry } from '../fleet/registry.ts';
 import type { Gateway } from './server.ts';
@@ -32,16 +32,18 @@ export interface RunningControllers {
  */
 export function startControllers(cfg: FleetConfig, fleet: FleetRegistry, gateway: Gateway, stateDir: string, onDecision?: (msg: string, f: Record<string, unknown>) => void): RunningControllers {
   const clock = { now: () => Date.now() };
+  // Wall-clock timers shared by both controllers, unref'd so they never keep the process alive.
+  const timers: Timers = {
+    setInterval: (fn, ms) => {
+      const h = setInterval(fn, ms);
+      h.unref();
+      return h;
+    },
+    clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+  };
   const autoscalers = new AutoscalerController({
     clock,
-    timers: {
-      setInterval: (fn, ms) => {
-        const h = setInterval(fn, ms);
-        h.unref();
-        return h;
-      },
-      clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-    },
+    timers,
     actuator: {
       currentReplicas: (model) => fleet.source(model)?.desired() ?? fleet.endpointsOf(model).length,
       setReplicas: (model, n) => fleet.scaleModel(model, n),
@@ -57,6 +59,7 @@ export function startControllers(cfg: FleetConfig, fleet: FleetRegistry, gateway
   });
   const adapters = new AdapterManager({
     clock,
+    timers,
     http: fetch,
     endpoints: () => fleet.list(),
     cache: new ArtifactCache(join(stateDir, 'adapters')),

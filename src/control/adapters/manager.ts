@@ -29,11 +29,7 @@ import { loraLoadCall, loraUnloadCall, parseLoraReply } from '../../engines/metr
 import { ModelAdapterSpecSchema, newAdapterStatus, parseResource, setCondition, type ModelAdapter, type ModelAdapterSpec } from '../resources.ts';
 import { ArtifactCache, ArtifactError, type FetchFn } from './fetcher.ts';
 import { chooseEndpoints, freeSlots, lruVictim, rankEndpoints, type PlacementEndpoint } from './placement.ts';
-
-/** Injected clock (ms). */
-export interface Clock {
-  now(): number;
-}
+import type { Clock, Timers } from '../autoscaler/controller.ts';
 
 /** Options of {@link AdapterManager}. */
 export interface AdapterManagerOptions {
@@ -52,8 +48,8 @@ export interface AdapterManagerOptions {
   onChange?: (a: ModelAdapter) => void;
   /** Engine call timeout in ms (default 30000, as AIBrix). */
   timeoutMs?: number;
-  /** Timers for `start()` (default: the global ones, unref'd). */
-  timers?: { setInterval(fn: () => void, ms: number): unknown; clearInterval(handle: unknown): void };
+  /** Timers, only used by `start()` (the same injected timers as the autoscaler controller's). */
+  timers?: Timers;
 }
 
 /** Backoff before attempt `attempts + 1` (ms): min(capS, baseS * 2^(attempts-1)) seconds. */
@@ -205,23 +201,16 @@ export class AdapterManager {
     });
   }
 
-  /** Starts reconciling every `periodMs` (default 10 s, AIBrix's resync) on the injected timers (else the global ones, unref'd). */
+  /** Starts reconciling every `periodMs` (default 10 s, AIBrix's resync) on the injected timers. */
   start(periodMs = 10_000): void {
     if (this.handle !== null) return;
-    const tick = () => void this.reconcile().catch(() => undefined);
-    if (this.opts.timers) this.handle = this.opts.timers.setInterval(tick, periodMs);
-    else {
-      const h = setInterval(tick, periodMs);
-      h.unref();
-      this.handle = h;
-    }
+    if (!this.opts.timers) throw new Error('AdapterManager.start: no timers injected');
+    this.handle = this.opts.timers.setInterval(() => void this.reconcile().catch(() => undefined), periodMs);
   }
 
   /** Stops the periodic reconcile (an in-flight pass completes). */
   stop(): void {
-    if (this.handle === null) return;
-    if (this.opts.timers) this.opts.timers.clearInterval(this.handle);
-    else clearInterval(this.handle as ReturnType<typeof setInterval>);
+    if (this.handle !== null) this.opts.timers!.clearInterval(this.handle);
     this.handle = null;
   }
 

@@ -8,21 +8,16 @@
  * that need exact counts for another family pass a `Tokenizer` of their own.
  */
 import { createRequire } from 'node:module';
-
-/** The package's encode/decode surface (its own `types.d.ts`). */
-interface Llama3Codec {
-  encode(text: string, opts?: { bos?: boolean; eos?: boolean }): number[];
-  decode(ids: number[]): string;
-}
+import type { Llama3Tokenizer } from 'llama3-tokenizer-js';
 
 const require = createRequire(import.meta.url);
-let llama3Codec: Llama3Codec | undefined;
+let llama3Codec: Llama3Tokenizer | undefined;
 /**
  * Loads the Llama 3 vocabulary on first use only: decompressing it costs about 0.5 s of CPU, which a
  * gateway that never tokenizes (no cache-aware strategy) should not pay at start-up.
  */
-function llama3Tokenizer(): Llama3Codec {
-  llama3Codec ??= (require('llama3-tokenizer-js/bundle/commonjs-llama3-tokenizer-with-baked-data.cjs') as { llama3Tokenizer: Llama3Codec }).llama3Tokenizer;
+function llama3Tokenizer(): Llama3Tokenizer {
+  llama3Codec ??= (require('llama3-tokenizer-js/bundle/commonjs-llama3-tokenizer-with-baked-data.cjs') as { llama3Tokenizer: Llama3Tokenizer }).llama3Tokenizer;
   return llama3Codec;
 }
 

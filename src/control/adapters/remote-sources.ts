@@ -69,7 +69,7 @@ async function writeStream(src: Readable, dest: string): Promise<{ bytes: number
 }
 
 /** S3 credentials parsed from a token (see module docs). */
-export interface S3Credentials {
+interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
@@ -81,7 +81,7 @@ export interface S3Credentials {
  * `{accessKeyId, secretAccessKey, sessionToken?, region?}`.
  * @throws ArtifactError (not retriable) when the token has neither form.
  */
-export function parseS3Token(token: string): S3Credentials {
+function parseS3Token(token: string): S3Credentials {
   const t = token.trim();
   if (t.startsWith('{')) {
     let o: Record<string, unknown>;
@@ -180,7 +180,7 @@ export async function downloadS3Prefix(req: ArtifactRequest, destDir: string, en
 }
 
 /** Parsed `hf://org/repo[@revision][/subdir]`. */
-export interface HfLocation {
+interface HfLocation {
   repo: string;
   revision: string;
   subdir: string;
@@ -190,7 +190,7 @@ export interface HfLocation {
  * Parses `hf://org/repo[@revision][/subdir]` (revision default `main`; subdir default the repo root).
  * @throws ArtifactError (not retriable) when the URL has no `org/repo`.
  */
-export function parseHfUrl(url: string): HfLocation {
+function parseHfUrl(url: string): HfLocation {
   const m = /^hf:\/\/([^/@]+)\/([^/@]+)(?:@([^/]+))?(?:\/(.*))?$/.exec(url);
   if (!m) throw new ArtifactError(`${url}: expected hf://org/repo[@revision][/subdir]`, false);
   return { repo: `${m[1]}/${m[2]}`, revision: m[3] ? decodeURIComponent(m[3]) : 'main', subdir: (m[4] ?? '').replace(/\/+$/, '') };

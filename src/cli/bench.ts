@@ -139,6 +139,7 @@ async function benchRun(f: RunFlags, cmd: Command): Promise<void> {
   const records: RequestRecord[] = [];
   const quiet = f.progress === false || !process.stderr.isTTY;
   process.stderr.write(`bench: ${built.description} -> ${f.baseUrl}\n`);
+  const apiKey = f.apiKey ?? process.env.OPENAI_API_KEY;
   const run = startBench(built.items, {
     baseUrl: f.baseUrl,
     model: f.model,
@@ -146,7 +147,7 @@ async function benchRun(f: RunFlags, cmd: Command): Promise<void> {
     stream: f.stream,
     ignoreEos: f.ignoreEos,
     headers: f.header,
-    ...((f.apiKey ?? process.env.OPENAI_API_KEY) ? { apiKey: (f.apiKey ?? process.env.OPENAI_API_KEY)! } : {}),
+    ...(apiKey ? { apiKey } : {}),
     ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}),
     timeoutMs: f.timeout * 1000,
     drainTimeoutMs: f.drainTimeout * 1000,

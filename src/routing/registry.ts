@@ -14,7 +14,7 @@
 import type { EndpointState } from '../engines/state.ts';
 import type { StrategyFactory } from './factory.ts';
 import type { Filter, RoutingContext, RoutingDecision, RoutingRequest, RequestOutcome, RoutingStrategy } from './types.ts';
-import { cacheAwareStrategies, isKvEventSink, type KvEventSink } from './cache/index.ts';
+import { cacheAwareStrategies, isKvEventSink, type KvBlockHashing, type KvEventSink } from './cache/index.ts';
 import { BASE_FILTERS, applyFilters, combine, fmt, lazyDecision, maxScorePicker, noEndpoint, scoresById } from './framework.ts';
 import {
   createLeastKvCache,
@@ -154,6 +154,8 @@ export class CombinedStrategy implements RoutingStrategy {
   readonly applyKvEvents?: KvEventSink['applyKvEvents'];
   /** Present only when a member consumes KV events: forwards to those members. */
   readonly onKvEventGap?: KvEventSink['onKvEventGap'];
+  /** The block hashing those members assume (they must agree: the engines hash one way). */
+  readonly blockHashing?: KvBlockHashing;
 
   constructor(
     readonly name: string,
@@ -168,6 +170,11 @@ export class CombinedStrategy implements RoutingStrategy {
     this.filters = filters;
     const sinks = members.map((m) => m.strategy).filter((s): s is RoutingStrategy & KvEventSink => isKvEventSink(s));
     if (sinks.length) {
+      const hs = sinks.flatMap((s) => (s.blockHashing ? [s.blockHashing] : []));
+      const h = hs[0];
+      if (h && hs.some((x) => x.blockSize !== h.blockSize || x.hashSeed !== h.hashSeed))
+        throw new Error(`${name}: its KV-event members assume different block hashing (${hs.map((x) => `blockSize ${x.blockSize}, hashSeed "${x.hashSeed}"`).join(' vs ')}); the engines hash one way`);
+      if (h) this.blockHashing = h;
       this.applyKvEvents = (endpointId, batch) => {
         for (const s of sinks) s.applyKvEvents(endpointId, batch);
       };

@@ -72,7 +72,7 @@ import { ApproxPrefixIndex, type PrefixMatch } from './approx-index.ts';
 import { argminRandomTie } from './common.ts';
 import { prefixBlockKeys } from './hash.ts';
 import { KvBlockIndex } from './kv-index.ts';
-import { type KvEventSink, VllmKeyCache, mergeMatches } from './kv-aware.ts';
+import { type KvBlockHashing, type KvEventSink, VllmKeyCache, mergeMatches } from './kv-aware.ts';
 import { DEFAULT_HASH_SEED } from '../../engines/vllm/block-hash.ts';
 
 const schema = z
@@ -338,9 +338,11 @@ export class CacheCostKvStrategy extends CacheCostStrategy implements KvEventSin
   readonly kvIndex = new KvBlockIndex();
   private readonly speculative: ApproxPrefixIndex | null;
   private readonly keyCache: VllmKeyCache;
+  readonly blockHashing: KvBlockHashing;
 
   constructor(options?: Record<string, unknown>) {
     super(options, 'cache-cost-kv', 16);
+    this.blockHashing = { blockSize: this.opts.blockSize, hashSeed: this.opts.hashSeed };
     this.keyCache = new VllmKeyCache(this.opts.blockSize, this.opts.hashSeed);
     this.speculative = this.opts.speculativeTtlMs > 0 ? new ApproxPrefixIndex({ maxBlocksPerEndpoint: 65_536, ttlMs: this.opts.speculativeTtlMs }) : null;
   }

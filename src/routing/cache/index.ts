@@ -25,5 +25,5 @@ export const cacheAwareStrategies: Record<string, StrategyFactory> = {
   'vtc-fair': createVtcFair,
 };
 
-export { isKvEventSink, type KvEventSink } from './kv-aware.ts';
+export { isKvEventSink, type KvBlockHashing, type KvEventSink } from './kv-aware.ts';
 export { KvBlockIndex } from './kv-index.ts';

@@ -28,12 +28,25 @@ import { KvBlockIndex, digestKey } from './kv-index.ts';
 import { matchScores, selectByPrefix } from './prefix-cache.ts';
 import { prefixBlockKeys } from './hash.ts';
 
+/** The engines' vLLM block hashing (sha256_cbor) that a KV-event consumer's keys assume. */
+export interface KvBlockHashing {
+  /** Engine KV block size, tokens (`--block-size`). */
+  readonly blockSize: number;
+  /** The engines' `PYTHONHASHSEED`. */
+  readonly hashSeed: string;
+}
+
 /** A strategy (or anything) that consumes KV events per endpoint. */
 export interface KvEventSink {
   /** Applies one decoded batch from `endpointId`'s stream, in sequence order. */
   applyKvEvents(endpointId: string, batch: KvEventBatch): void;
   /** Events from `endpointId` were lost (sequence gap, publisher restart): forget it and rebuild. */
   onKvEventGap(endpointId: string): void;
+  /**
+   * The block hashing the events must use for this sink's prompt keys to match (the DES hashes its
+   * simulated engines' blocks with it). Absent for relays that only forward to other sinks.
+   */
+  readonly blockHashing?: KvBlockHashing;
 }
 
 /** True when `x` implements `KvEventSink` (the gateway and the DES use it to wire KV events). */
@@ -128,9 +141,11 @@ export class KvAwareStrategy implements RoutingStrategy, KvEventSink {
   readonly kvIndex = new KvBlockIndex();
   private readonly speculative: ApproxPrefixIndex | null;
   private readonly keyCache: VllmKeyCache;
+  readonly blockHashing: KvBlockHashing;
 
   constructor(options?: Record<string, unknown>) {
     this.opts = parseOptions('kv-aware', schema, options);
+    this.blockHashing = { blockSize: this.opts.blockSize, hashSeed: this.opts.hashSeed };
     this.keyCache = new VllmKeyCache(this.opts.blockSize, this.opts.hashSeed);
     this.speculative = this.opts.speculativeTtlMs > 0 ? new ApproxPrefixIndex({ maxBlocksPerEndpoint: 65_536, ttlMs: this.opts.speculativeTtlMs }) : null;
   }

@@ -220,8 +220,9 @@ function autoscalerFields(r: DesAutoscalerResult): Pick<ExperimentResult, 'repli
 
 /**
  * KV-event wiring for a strategy that consumes KV events (`isKvEventSink`: `kv-aware`,
- * `cache-cost-kv`): the engines hash with sha256_cbor seeded by the strategy's `hashSeed` (its
- * option, default "0"), which must hash blocks of the engines' size. Null for other strategies.
+ * `cache-cost-kv`, or a weighted combination with such members): the engines hash with sha256_cbor
+ * seeded by the sink's `blockHashing.hashSeed` (the strategy's `hashSeed` option, default "0"),
+ * whose `blockSize` must be the engines'. Null for other strategies.
  * @throws Error `routerOptions.blockSize: ...` when the strategy's block size differs from
  *   `engine.blockSize`; `kvEventDelayMs: ...` when set for a router that takes no KV events.
  */
@@ -230,8 +231,8 @@ function kvEventWiring(exp: Experiment, strategy: RoutingStrategy, engineBlockSi
     if (exp.kvEventDelayMs !== undefined) throw new Error(`kvEventDelayMs: router '${exp.router}' does not consume KV events (kv-aware, cache-cost-kv do)`);
     return null;
   }
-  const o = (strategy as { opts?: { blockSize?: unknown; hashSeed?: unknown } }).opts ?? {};
-  if (typeof o.blockSize === 'number' && o.blockSize !== engineBlockSize)
-    throw new Error(`routerOptions.blockSize: the router hashes ${o.blockSize}-token blocks but engine.blockSize is ${engineBlockSize}; they must be equal`);
-  return { sink: strategy, hashSeed: typeof o.hashSeed === 'string' ? o.hashSeed : DEFAULT_HASH_SEED, delayMs: exp.kvEventDelayMs ?? 0 };
+  const h = strategy.blockHashing;
+  if (h && h.blockSize !== engineBlockSize)
+    throw new Error(`routerOptions.blockSize: the router hashes ${h.blockSize}-token blocks but engine.blockSize is ${engineBlockSize}; they must be equal`);
+  return { sink: strategy, hashSeed: h?.hashSeed ?? DEFAULT_HASH_SEED, delayMs: exp.kvEventDelayMs ?? 0 };
 }

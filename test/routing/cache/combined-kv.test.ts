@@ -34,3 +34,12 @@ test('kv-aware inside a weighted combination receives KV events and steers the c
 test('a combination without KV-event members is not a sink', () => {
   assert.equal(isKvEventSink(createStrategy('least-request:2,least-kv-cache', {})), false);
 });
+
+test('a combination carries its KV-event members\' block hashing; members that disagree are rejected', () => {
+  const combo = createStrategy('cache-cost-kv:2,least-request', { 'cache-cost-kv': { hashSeed: '7' } });
+  assert.ok(isKvEventSink(combo));
+  if (!isKvEventSink(combo)) return;
+  assert.deepEqual(combo.blockHashing, { blockSize: 16, hashSeed: '7' });
+  assert.deepEqual((createStrategy('kv-aware') as unknown as { blockHashing: unknown }).blockHashing, { blockSize: 16, hashSeed: '0' });
+  assert.throws(() => createStrategy('kv-aware:1,cache-cost-kv:1', { 'kv-aware': { hashSeed: '1' } }), /assume different block hashing/);
+});

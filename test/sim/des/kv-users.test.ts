@@ -122,6 +122,8 @@ test('KV-event and users validation', () => {
   bad(exp({ router: 'random', kvEventDelayMs: 100 }), /^kvEventDelayMs: router 'random' does not consume KV events/);
   bad(exp({ router: 'kv-aware', kvEventDelayMs: -1 }), /^x\.json: kvEventDelayMs: /);
   bad(exp({ router: 'kv-aware', routerOptions: { blockSize: 32 } }), /^routerOptions\.blockSize: the router hashes 32-token blocks but engine\.blockSize is 16/);
+  // a combination is checked through its KV-event member's hashing too
+  bad(exp({ router: 'kv-aware:1,least-request', routerOptions: { 'kv-aware': { blockSize: 32 } } }), /^routerOptions\.blockSize: the router hashes 32-token blocks/);
   bad(withUsers({ count: 0 }), /^x\.json: workload\.users\.count: /);
   bad(withUsers({ count: 3, skew: 1 }), /^x\.json: workload\.users: unknown field\(s\) "skew"/);
 });

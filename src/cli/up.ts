@@ -61,8 +61,15 @@ function banner(run: RunningFleet, cfg: FleetConfig, demo: boolean): string {
   return lines.join('\n');
 }
 
-async function serve(cfg: FleetConfig, opts: { port?: number; host?: string; baseDir?: string; staticOnly: boolean; demo: boolean }): Promise<void> {
-  const run = await runFleet(cfg, { port: opts.port, host: opts.host, baseDir: opts.baseDir, staticOnly: opts.staticOnly });
+/** Starts the fleet and prints the banner; a start-up failure exits 2 with the message (prefixed by `file`, when given). */
+async function serve(cfg: FleetConfig, opts: { port?: number; host?: string; baseDir?: string; staticOnly: boolean; demo: boolean; file?: string }): Promise<void> {
+  let run: RunningFleet;
+  try {
+    run = await runFleet(cfg, { port: opts.port, host: opts.host, baseDir: opts.baseDir, staticOnly: opts.staticOnly });
+  } catch (e) {
+    process.stderr.write(`${opts.file ? `${opts.file}: ` : ''}${(e as Error).message}\n`);
+    process.exit(2);
+  }
   process.stdout.write(banner(run, cfg, opts.demo) + '\n');
   let signals = 0;
   const onSignal = (sig: string) => {
@@ -106,12 +113,7 @@ export function registerUp(program: Command): void {
     .option('--host <host>', 'address to listen on (overrides gateway.host)')
     .action(async (o: { config?: string; port?: number; host?: string }) => {
       const cfg = o.config ? loadOrExit(o.config) : validateFleet(DEMO_FLEET, '<demo fleet>');
-      try {
-        await serve(cfg, { port: o.port, host: o.host, baseDir: o.config ? dirname(o.config) : undefined, staticOnly: false, demo: !o.config });
-      } catch (e) {
-        process.stderr.write(`${o.config ? `${o.config}: ` : ''}${(e as Error).message}\n`);
-        process.exit(2);
-      }
+      await serve(cfg, { port: o.port, host: o.host, baseDir: o.config ? dirname(o.config) : undefined, staticOnly: false, demo: !o.config, file: o.config });
     });
   program
     .command('gateway')
@@ -121,11 +123,6 @@ export function registerUp(program: Command): void {
     .option('--host <host>', 'address to listen on (overrides gateway.host)')
     .action(async (o: { config: string; port?: number; host?: string }) => {
       const cfg = loadOrExit(o.config);
-      try {
-        await serve(cfg, { port: o.port, host: o.host, baseDir: dirname(o.config), staticOnly: true, demo: false });
-      } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n`);
-        process.exit(2);
-      }
+      await serve(cfg, { port: o.port, host: o.host, baseDir: dirname(o.config), staticOnly: true, demo: false, file: o.config });
     });
 }

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
-import { modelRoutingProfilesShape, refineModelRoutingProfiles, validateModelRoutingProfiles, type RoutingProfile } from '../routing/profiles.ts';
+import { modelRoutingProfilesShape, refineModelRoutingProfiles, RoutingProfileError, validateModelRoutingProfiles, type RoutingProfile } from '../routing/profiles.ts';
 
 const urlString = z
   .string()
@@ -128,9 +128,8 @@ const modelSchema = z
     try {
       validateModelRoutingProfiles(m);
     } catch (e) {
-      const msg = (e as Error).message;
-      const field = msg.slice(0, msg.indexOf(':'));
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: msg.slice(field.length + 2), path: field.split('.') });
+      if (!(e instanceof RoutingProfileError)) throw e;
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: e.detail, path: e.path });
     }
   });
 

@@ -249,20 +249,34 @@ export function selectStrategySpec(input: StrategySelectionInput): StrategySelec
 /**
  * Checks that every strategy spec in `p` builds (names known, weights valid, options valid), so a
  * bad fleet file is rejected at load time rather than per request.
- * @throws Error whose message starts with the field path, e.g.
+ * @throws RoutingProfileError (field path as parts, and the reason); its message starts with the path, e.g.
  *   `profiles.long.routingStrategy: unknown routing strategy 'x'; known strategies: ...`.
  */
 export function validateModelRoutingProfiles(p: ModelRoutingProfiles): void {
-  const check = (path: string, spec: string, options?: Record<string, unknown>) => {
+  const check = (path: string[], spec: string, options?: Record<string, unknown>) => {
     try {
       createStrategy(spec, options);
     } catch (e) {
-      throw new Error(`${path}: ${(e as Error).message}`);
+      throw new RoutingProfileError(path, (e as Error).message);
     }
   };
-  if (p.lockedRoutingStrategy !== undefined) check('lockedRoutingStrategy', p.lockedRoutingStrategy);
+  if (p.lockedRoutingStrategy !== undefined) check(['lockedRoutingStrategy'], p.lockedRoutingStrategy);
   for (const [name, prof] of Object.entries(p.profiles)) {
-    if (prof.routingStrategy !== undefined) check(`profiles.${name}.routingStrategy`, prof.routingStrategy, prof.strategyOptions);
-    else if (prof.strategyOptions !== undefined) throw new Error(`profiles.${name}.strategyOptions: given without routingStrategy`);
+    if (prof.routingStrategy !== undefined) check(['profiles', name, 'routingStrategy'], prof.routingStrategy, prof.strategyOptions);
+    else if (prof.strategyOptions !== undefined) throw new RoutingProfileError(['profiles', name, 'strategyOptions'], 'given without routingStrategy');
+  }
+}
+
+/**
+ * A routing profile that does not build: `path` is the field (e.g. `['profiles', 'long:ctx',
+ * 'routingStrategy']`: a profile name may hold any character, so the path is kept as parts), `detail`
+ * the reason; the message is `path.join('.') + ': ' + detail`.
+ */
+export class RoutingProfileError extends Error {
+  constructor(
+    readonly path: string[],
+    readonly detail: string,
+  ) {
+    super(`${path.join('.')}: ${detail}`);
   }
 }

@@ -92,3 +92,9 @@ test('routing profiles use the routing module schema: strategy specs and hints c
   assert.equal(ok.models[0]!.lockedRoutingStrategy, 'random');
   assert.deepEqual(ok.models[0]!.profiles.p!.strategyOptions, { loadMode: 'sum' });
 });
+
+test('a profile name holding ":" keeps its whole field path in a bad-strategy problem', () => {
+  const p = problems('models:\n  - name: m\n    endpoints: [http://a:1]\n    profiles:\n      "long:ctx": {routingStrategy: least-requests}\n');
+  assert.equal(p[0]!.path, 'models.0.profiles.long:ctx.routingStrategy');
+  assert.match(p[0]!.message, /^unknown routing strategy 'least-requests'/);
+});

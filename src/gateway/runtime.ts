@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { newEndpointState } from '../engines/state.ts';
 import type { FleetConfig } from '../fleet/config.ts';
 import { HealthChecker } from '../fleet/health.ts';
-import { ManagedSource } from '../fleet/managed.ts';
+import { ManagedSource, connectHost } from '../fleet/managed.ts';
 import { FleetRegistry } from '../fleet/registry.ts';
 import { SimSource, loadStartSim, type StartSim } from '../fleet/sim-source.ts';
 import { Scraper } from '../metrics/scraper.ts';
@@ -105,8 +105,7 @@ export async function runFleet(cfg: FleetConfig, opts: RunFleetOptions = {}): Pr
     controllers = startControllers(cfg, fleet, gateway, stateDir, (msg, f) => log.info({ component: 'control', ...f }, msg));
     const port = await gateway.start(opts.port ?? g.port, opts.host ?? g.host);
     const host = opts.host ?? g.host;
-    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-    return { gateway, fleet, url: `http://${shownHost}:${port}`, port, scraper, health, controllers, stop };
+    return { gateway, fleet, url: `http://${connectHost(host)}:${port}`, port, scraper, health, controllers, stop };
   } catch (e) {
     await stop(0).catch(() => undefined);
     throw e;

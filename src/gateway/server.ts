@@ -103,6 +103,12 @@ export interface ObservedLatency {
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'content-length']);
 /** Bound on the cached per-combination request loggers (model names come from clients). */
 const MAX_REQUEST_LOGGERS = 10_000;
+/**
+ * Distinct unknown model names that get their own `model` label on `inferplane_requests_total`;
+ * later ones are counted as `(other)` (names come from clients: unbounded label sets would grow
+ * the registry and every scrape without limit).
+ */
+const MAX_UNKNOWN_MODEL_LABELS = 100;
 const KIND_BY_PATH: Record<string, InferenceKind> = {
   '/v1/chat/completions': 'chat',
   '/v1/completions': 'completion',
@@ -165,6 +171,8 @@ export class Gateway {
   /** Child loggers by endpoint, model, strategy, key name, path, status * 16 + attempts (see `requestLogger`). */
   private readonly requestLoggers = new Map<string, Map<string, Map<string, Map<string, Map<string, Map<number, Logger>>>>>>();
   private requestLoggerCount = 0;
+  /** Unknown model names given their own metrics label so far (at most `MAX_UNKNOWN_MODEL_LABELS`). */
+  private readonly unknownModels = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   private control?: ControlHooks;
   /** Requests held per model while it starts from zero replicas (bounded by `settings.coldStartQueue`). */
@@ -423,6 +431,7 @@ export class Gateway {
     this.inflight++;
     let status = 0;
     let modelName = '';
+    let modelKnown = false;
     let endpointId = '';
     let strategyName = '';
     let reason = '';
@@ -445,6 +454,7 @@ export class Gateway {
         if (base !== undefined && this.fleet.modelConfig(base)) resolved = { model: base, adapter: parsed.model };
       }
       if (!resolved) throw kind === 'other' ? E.notFound(path) : E.modelNotFound(parsed.model);
+      modelKnown = true;
       const model = this.fleet.modelConfig(resolved.model)!;
       const sel = this.selector.select(model, hdr['routing-strategy'] as string | undefined, hdr['config-profile'] as string | undefined, parsed.promptLengthEstimate, parsed.maxTokens);
       // A request for an adapter goes by `lora-affinity` unless the client or the model fixed the strategy.
@@ -521,7 +531,7 @@ export class Gateway {
       sendError(res, err, requestId);
     } finally {
       const e2eMs = this.now() - t0;
-      this.metrics.countRequest(modelName || '-', endpointId || '-', status);
+      this.metrics.countRequest(!modelName ? '-' : modelKnown ? modelName : this.unknownModelLabel(modelName), endpointId || '-', status);
       if (endpointId) this.metrics.observeE2e(modelName, endpointId, e2eMs / 1000);
       const rlog = endpointId && errCode === null && attempts < 16 ? this.requestLogger(path, modelName, keyName, endpointId, strategyName, status, attempts) : undefined;
       if (rlog) {
@@ -556,6 +566,14 @@ export class Gateway {
         w.forEach((f) => f());
       }
     }
+  }
+
+  /** The metrics label of an unknown model name: itself for the first `MAX_UNKNOWN_MODEL_LABELS` distinct ones, then `(other)`. */
+  private unknownModelLabel(name: string): string {
+    if (this.unknownModels.has(name)) return name;
+    if (this.unknownModels.size >= MAX_UNKNOWN_MODEL_LABELS) return '(other)';
+    this.unknownModels.add(name);
+    return name;
   }
 
   /**

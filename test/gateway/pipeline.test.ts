@@ -178,3 +178,18 @@ test('/metrics exposes the inferplane_ metrics', async () => {
   assert.match(m, /inferplane_requests_total\{model="nope",endpoint="-",status="404"\} 1/);
   assert.match(m, /inferplane_routing_decisions_total\{model="m",strategy="least-request",endpoint="(a|b)"\} [1-9]/);
 });
+
+test('unknown model names get their own requests_total label only up to a bound; later ones count as (other)', async () => {
+  const n = 120;
+  for (let i = 0; i < n; i++) assert.equal((await post(`${run.url}/v1/chat/completions`, chat({ model: `zz-unknown-${i}` }), bob)).status, 404);
+  const m = await (await fetch(`${run.url}/metrics`)).text();
+  const own = [...m.matchAll(/inferplane_requests_total\{model="zz-unknown-\d+",endpoint="-",status="404"\} (\d+)/g)];
+  const other = /inferplane_requests_total\{model="\(other\)",endpoint="-",status="404"\} (\d+)/.exec(m);
+  assert.ok(own.length > 0 && own.length < n, `${own.length} own labels`);
+  for (const x of own) assert.equal(x[1], '1');
+  assert.ok(other, 'an (other) series exists');
+  assert.equal(own.length + Number(other[1]), n, 'every request is counted once');
+  const distinctUnknown = new Set([...m.matchAll(/inferplane_requests_total\{model="([^"]+)",endpoint="-",status="404"\}/g)].map((x) => x[1]));
+  distinctUnknown.delete('(other)');
+  assert.ok(distinctUnknown.size <= 100, `${distinctUnknown.size} distinct unknown-model labels`);
+});
